@@ -1,0 +1,29 @@
+"""Shared fixtures: moto's HTTP server on 127.0.0.1 and an AWS environment that points at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from awsserver import TEST_ENV, UNSET_ENV, MotoHandle, start_moto
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoHandle]:
+    """One moto server for the whole session; ``aws_env`` resets it per test."""
+    handle = start_moto()
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def aws_env(moto_server: MotoHandle, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An empty moto and AWS_* variables that send every boto3 client to it; yields its URL."""
+    moto_server.reset()
+    for name in UNSET_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.url)
+    yield moto_server.url
