@@ -53,6 +53,8 @@ class MotoHandle:
 
 def start_moto(port: int = 0) -> MotoHandle:
     """Start moto's threaded server on 127.0.0.1 (a free port unless ``port`` is given)."""
+    # AmazonECSTaskExecutionRolePolicy must exist to be attached, as in a real account
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound = server.get_host_and_port()

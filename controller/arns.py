@@ -1,0 +1,107 @@
+"""ARNs and secret references, built and parsed as AWS spells them. Pure."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SM_REFERENCE_PREFIX = "/aws/reference/secretsmanager/"
+_ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):(?P<service>[a-z0-9-]+):(?P<region>[a-z0-9-]*):"
+                  r"(?P<account>\d{12}|aws|):(?P<resource>.+)$")
+
+
+@dataclass(frozen=True)
+class Arn:
+    partition: str
+    service: str
+    region: str
+    account: str
+    resource: str
+
+    def __str__(self) -> str:
+        return f"arn:{self.partition}:{self.service}:{self.region}:{self.account}:{self.resource}"
+
+
+def parse_arn(text: str) -> Arn | None:
+    m = _ARN.match(text)
+    return Arn(**m.groupdict()) if m else None
+
+
+def parameter_arn(partition: str, region: str, account: str, name: str) -> str:
+    """``/a/b`` and ``a`` give ``parameter/a/b`` and ``parameter/a``: never ``parameter//a``."""
+    return f"arn:{partition}:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
+
+
+def parameter_name_from_arn(resource: str) -> str:
+    """``parameter/a/b`` → ``/a/b``; ``parameter/a`` → ``a`` (a name with a path starts with '/')."""
+    rest = resource.split("/", 1)[1] if "/" in resource else ""
+    return "/" + rest if "/" in rest else rest
+
+
+def role_arn(partition: str, account: str, path: str, name: str) -> str:
+    return f"arn:{partition}:iam::{account}:role{path}{name}"
+
+
+def role_name_from_arn(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One ``valueFrom`` as ECS will resolve it.
+
+    ``service`` is ``ssm`` (a parameter, including ``/aws/reference/secretsmanager/`` paths) or
+    ``secretsmanager`` (a secret ARN). ``region``/``account`` are None when the reference is a bare
+    name, which ECS resolves in the task's own Region and account.
+    """
+
+    raw: str
+    service: str
+    name: str                     # SSM name, or the secret ARN without JSON-key/version suffixes
+    region: str | None = None
+    account: str | None = None
+    json_key: str | None = None
+    version_stage: str | None = None
+    version_id: str | None = None
+
+    @property
+    def secret_id(self) -> str | None:
+        """The Secrets Manager secret this reference reads, if any."""
+        if self.service == "secretsmanager":
+            return self.name
+        if self.name.startswith(SM_REFERENCE_PREFIX):
+            return self.name[len(SM_REFERENCE_PREFIX):]
+        return None
+
+    def key(self, region: str) -> tuple[str, str, str]:
+        """Identity for comparison: a same-Region name and its ARN are the same reference."""
+        return (self.service, self.region or region, self.name)
+
+
+class BadReference(ValueError):
+    pass
+
+
+def parse_value_from(raw: str) -> Reference:
+    if not raw.startswith("arn:"):
+        return Reference(raw=raw, service="ssm", name=raw)
+    arn = parse_arn(raw)
+    if arn is None:
+        raise BadReference(f"{raw!r} is not a valid ARN; use a parameter name or a full ARN")
+    if arn.service == "ssm" and arn.resource.startswith("parameter/"):
+        return Reference(raw, "ssm", parameter_name_from_arn(arn.resource), arn.region, arn.account)
+    if arn.service == "secretsmanager" and arn.resource.startswith("secret:"):
+        return _secret_reference(raw, arn)
+    raise BadReference(f"{raw!r} is neither an SSM parameter ARN nor a Secrets Manager secret ARN")
+
+
+def _secret_reference(raw: str, arn: Arn) -> Reference:
+    # secret:NAME[:json-key[:version-stage[:version-id]]]; empty parts mean "default"
+    parts = arn.resource.split(":")
+    if len(parts) > 5 or not parts[1]:
+        raise BadReference(f"{raw!r}: a secret reference is "
+                              "arn:...:secret:NAME[:json-key:version-stage:version-id]")
+    extra = (parts[2:] + ["", "", ""])[:3]
+    base = Arn(arn.partition, arn.service, arn.region, arn.account, f"secret:{parts[1]}")
+    return Reference(raw, "secretsmanager", str(base), arn.region, arn.account,
+                     extra[0] or None, extra[1] or None, extra[2] or None)

@@ -1,0 +1,151 @@
+"""The command line: parse, set up logging and AWS, run one command, map the outcome to an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Callable
+
+from controller import __version__
+from controller.problems import ControllerError
+
+log = logging.getLogger("ecs_secrets")
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def _common(p: argparse.ArgumentParser, manifests: bool = True) -> None:
+    if manifests:
+        p.add_argument("-f", "--filename", required=True, metavar="PATH", help="a manifest file or a folder of them")
+    p.add_argument("--region", help="AWS Region (default: from the environment or profile)")
+    p.add_argument("--profile", help="AWS shared-config profile")
+    p.add_argument("--endpoint-url", help="AWS endpoint (AWS_ENDPOINT_URL works too)")
+    p.add_argument("--owner", default="ecs-secrets", help="owner id written to the ecs-secrets:owner tag")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
+    p.add_argument("--sandbox", action="store_true", help="run against an embedded AWS (moto), no account needed")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="ecs-secrets", description="Keep SSM parameters, task execution roles "
+                                  "and ECS task definitions converged from one desired-state YAML.")
+    top.add_argument("--version", action="version", version=f"ecs-secrets {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _common(sub.add_parser("validate", help="check manifests; no AWS call"))
+    rec = sub.add_parser("reconcile", help="observe, plan, print the plan, apply it")
+    _common(rec)
+    rec.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    rec.add_argument("--detailed-exitcode", action="store_true", help="with --dry-run: exit 2 when changes are pending")
+    rec.add_argument("--prune", action="store_true", help="delete owned objects that left the manifests")
+    rec.add_argument("--max-deletions", type=int, default=10, metavar="N")
+    ver = sub.add_parser("verify", help="prove each container can read each of its secrets")
+    _common(ver, manifests=False)
+    ver.add_argument("-f", "--filename", metavar="PATH")
+    ver.add_argument("--family", metavar="NAME[:REV]", help="a registered task definition instead of manifests")
+    ver.add_argument("--against", choices=("aws",), help="also cross-check with iam:SimulatePrincipalPolicy")
+    sch = sub.add_parser("schema", help="print the manifests' JSON Schema")
+    sch.add_argument("--log-level", default="warning")
+    sch.add_argument("--log-format", default="text")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from controller import logs
+    logs.setup(args.log_format, args.log_level)
+    try:
+        return COMMANDS[args.command](args)
+    except ControllerError as exc:
+        _fail(args, str(exc), exc)
+    except KeyboardInterrupt:
+        _fail(args, "interrupted", None)
+        return 130
+    except Exception as exc:  # one clear line, not a traceback, unless debugging
+        from controller.aws import error_code
+        from controller.sensitive import scrub
+        _fail(args, f"{error_code(exc)}: {scrub(str(exc))}", exc)
+    return EXIT_ERROR
+
+
+def _fail(args: argparse.Namespace, message: str, exc: BaseException | None) -> None:
+    if exc is not None and args.log_level == "debug":
+        log.debug("traceback", exc_info=exc)
+    print(f"error: {message}", file=sys.stderr)
+
+
+def _aws(args: argparse.Namespace) -> Any:
+    from controller.aws import Aws
+    if args.sandbox:
+        from controller import sandbox
+        args._sandbox = sandbox.start(args.region)
+    return Aws(region=args.region, profile=None if args.sandbox else args.profile, endpoint_url=args.endpoint_url)
+
+
+def _region(args: argparse.Namespace) -> str:
+    import botocore.session
+    session = botocore.session.Session(profile=args.profile) if args.profile and not args.sandbox else \
+        botocore.session.Session()
+    return args.region or session.get_config_variable("region") or "us-east-1"
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from controller import manifest
+    m = manifest.load(args.filename, region=_region(args))
+    if args.output == "json":
+        print(json.dumps({"valid": True, "objects": [o.ref for o in m.objects]}))
+    else:
+        print(f"{len(m.objects)} objects valid: " + ", ".join(o.ref for o in m.objects))
+    return EXIT_OK
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from controller import reconcile, render
+    aws = _aws(args)
+    manifest = reconcile.load(args.filename, aws)
+    if args.sandbox:
+        from controller import sandbox
+        sandbox.seed(aws, manifest)
+    settings = reconcile.Settings(owner=args.owner, prune=args.prune, max_deletions=args.max_deletions,
+                                  fill_missing_values=args.sandbox)
+    result = reconcile.make(aws, manifest, settings)
+    print(render.as_json(result.plan) if args.output == "json" else render.text(result.plan))
+    reconcile.check(result.plan)
+    if args.dry_run:
+        return EXIT_CHANGES if args.detailed_exitcode and result.plan.changes else EXIT_OK
+    report = reconcile.execute(aws, result)
+    for outcome in report.outcomes:
+        if outcome.result != "applied":
+            print(f"{outcome.change.ref}: {outcome.result}: {outcome.error}", file=sys.stderr)
+    if args.output == "text" and result.plan.changes:
+        print(f"Apply complete: {report.count('applied')} applied, {report.count('failed')} failed, "
+              f"{report.count('blocked')} blocked.")
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from controller import verify
+    if not args.filename and not args.family:
+        raise ControllerError("verify needs -f PATH or --family NAME[:REV]")
+    aws = _aws(args)
+    manifest = None
+    if args.filename:
+        from controller import reconcile
+        manifest = reconcile.load(args.filename, aws)
+        if args.sandbox:
+            from controller import sandbox
+            sandbox.seed(aws, manifest)
+    return verify.command(aws, manifest=manifest, family=args.family, output=args.output,
+                          against_aws=args.against == "aws", out=sys.stdout)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from controller.schema import schema
+    print(json.dumps(schema(), indent=2))
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "validate": cmd_validate, "reconcile": cmd_reconcile, "verify": cmd_verify, "schema": cmd_schema,
+}

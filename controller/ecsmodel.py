@@ -1,0 +1,65 @@
+"""The ECS part of a TaskDefinition, checked against botocore's own RegisterTaskDefinition model.
+
+botocore ships the service model and a validator for it; using them means every ECS field, enum
+and type is checked as the SDK would, and a typo anywhere in a task definition is caught here
+without us modelling ECS by hand. No client is created and nothing is sent.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from typing import Any
+
+import botocore.session
+from botocore.validate import ParamValidator
+
+_PART = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
+
+
+@functools.lru_cache(maxsize=1)
+def _input_shape():
+    return botocore.session.get_session().get_service_model("ecs").operation_model(
+        "RegisterTaskDefinition").input_shape
+
+
+def ecs_input(fields: dict[str, Any]) -> dict[str, Any]:
+    """Task-level cpu and memory are strings in the API; YAML users write ``cpu: 256``."""
+    out = dict(fields)
+    for key in ("cpu", "memory"):
+        if isinstance(out.get(key), int) and not isinstance(out.get(key), bool):
+            out[key] = str(out[key])
+    return out
+
+
+def problems(fields: dict[str, Any]) -> list[tuple[tuple, str]]:
+    """(path from the task definition's root, message) for every way ``fields`` breaks the model."""
+    report = ParamValidator().validate(ecs_input(fields), _input_shape())
+    out = []
+    for kind, name, extra in report._errors:
+        path = _path(name) + ((extra["unknown_param"],) if kind == "unknown field" else ())
+        out.append((path, _message(kind, extra)))
+    return out
+
+
+def _path(name: str) -> tuple:
+    return tuple(int(i) if i else p for p, i in _PART.findall(name))
+
+
+def _message(kind: str, extra: dict) -> str:
+    if kind == "unknown field":
+        field = extra["unknown_param"]
+        close = difflib.get_close_matches(field, extra["valid_names"], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "see the RegisterTaskDefinition API reference"
+        return f"unknown ECS field {field!r}; {hint}"
+    if kind == "missing required field":
+        return f"required ECS field {extra['required_name']!r} is missing; add it"
+    if kind == "invalid type":
+        types = ", ".join(t.split("'")[1] if "'" in t else t for t in extra["valid_types"])
+        return f"wrong type; ECS expects {types}"
+    if kind == "invalid range":
+        return f"out of range; ECS expects at least {extra.get('min_allowed')}"
+    if kind == "invalid length":
+        return f"wrong length; ECS expects at least {extra.get('min_allowed')}"
+    return f"{kind}; see the RegisterTaskDefinition API reference"

@@ -1,0 +1,73 @@
+"""One reconcile: load → observe → plan → (apply). Level-triggered; the daemon calls the same thing."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from controller import manifest as manifests, values as values_
+from controller.apply import Outcome, Report, apply
+from controller.aws import Aws
+from controller.diff import make_plan
+from controller.manifest import Manifest
+from controller.observe import observe
+from controller.plan import Plan
+from controller.problems import CheckError, ManifestError
+from controller.prune import plan_prune
+from controller.sensitive import Sensitive
+from controller.state import Actual
+
+log = logging.getLogger("ecs_secrets.reconcile")
+
+
+@dataclass(frozen=True)
+class Settings:
+    owner: str = "ecs-secrets"
+    prune: bool = False
+    max_deletions: int = 10
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    fill_missing_values: bool = False   # the sandbox invents values for unset variables and files
+
+
+@dataclass
+class Result:
+    plan: Plan
+    actual: Actual
+    report: Report | None = None
+
+
+def load(path: str, aws: Aws) -> Manifest:
+    return manifests.load(path, region=aws.region)
+
+
+def resolve_values(manifest: Manifest, settings: Settings) -> dict[str, Sensitive]:
+    found, problems = values_.resolve(manifest, settings.environ)
+    if problems and settings.fill_missing_values:
+        from controller.sandbox import fill_values
+        found, problems = fill_values(manifest, found, problems)
+    if problems:
+        raise ManifestError(problems)
+    return found
+
+
+def make(aws: Aws, manifest: Manifest, settings: Settings) -> Result:
+    """Observe and plan; no writes."""
+    values = resolve_values(manifest, settings)
+    actual = observe(aws, manifest, settings.owner, prune=settings.prune)
+    prune_changes = plan_prune(manifest, actual, settings.max_deletions) if settings.prune else []
+    plan = make_plan(manifest, actual, values, settings.owner, prune_changes)
+    return Result(plan, actual)
+
+
+def check(plan: Plan) -> None:
+    """The one-shot reconcile is all-or-nothing: anything blocked stops it before the first write."""
+    if plan.blockers:
+        raise CheckError([f"{b.ref}: {b.reason}" for b in plan.blockers])
+
+
+def execute(aws: Aws, result: Result, may_write: Callable[[], bool] = lambda: True,
+            on_outcome: Callable[[Outcome], None] = lambda o: None) -> Report:
+    result.report = apply(aws, result.plan, may_write, on_outcome)
+    return result.report
