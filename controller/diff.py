@@ -81,7 +81,8 @@ def _parameter(manifest: Manifest, obj: Obj, actual: Actual, values: dict, owner
         return None
     put = ops.PutParameter(name=spec.name, region=region, type=spec.type, key_id=key, tier=spec.tier,
                            description=spec.description, tags=d.tags_of(obj, owner), value=values.get(obj.name),
-                           generate_length=spec.value.generate.length if spec.value.generate else None)
+                           generate_length=spec.value.generate.length if spec.value.generate else None,
+                           literal=spec.value.literal is not None and spec.type != "SecureString")
     if current is None:
         return Change("Parameter", obj.name, "create", _parameter_fields(put), put)
     _owned_or_adopted(obj, current.owned, f"SSM parameter {spec.name}")
@@ -92,7 +93,7 @@ def _parameter_fields(put: ops.PutParameter) -> tuple[FieldChange, ...]:
     fields = [FieldChange("name", None, put.name), FieldChange("type", None, put.type)]
     if put.key_id:
         fields.append(FieldChange("kmsKeyId", None, put.key_id))
-    fields += [FieldChange("tier", None, put.tier), FieldChange("value", None, "(sensitive value)", True)]
+    fields += [FieldChange("tier", None, put.tier), _value_field(put, None)]
     if put.description:
         fields.append(FieldChange("description", None, put.description))
     fields += [FieldChange(f"tags.{k}", None, v) for k, v in sorted(put.tags.items())]
@@ -110,7 +111,7 @@ def _parameter_update(obj: Obj, put: ops.PutParameter, cur: ActualParameter, act
     if put.description is not None and put.description != (cur.description or ""):
         fields.append(FieldChange("description", cur.description, put.description))
     if put.value is not None and put.value != cur.value:
-        fields.append(FieldChange("value", "(sensitive value)", "(sensitive value)", True))
+        fields.append(_value_field(put, cur.value))
     write_value = bool(fields)
     retag = not cur.tags_in_sync or not cur.owned
     if retag:
@@ -120,6 +121,15 @@ def _parameter_update(obj: Obj, put: ops.PutParameter, cur: ActualParameter, act
     op = ops.PutParameter(**{**put.__dict__, "create": False, "write_value": write_value,
                              "add_tags": put.tags if retag else {}})
     return Change("Parameter", obj.name, "update", tuple(fields), op)
+
+
+def _value_field(put: ops.PutParameter, before: Sensitive | None) -> FieldChange:
+    """A literal String value may be shown; every other value only as (sensitive value)."""
+    if put.literal and before is not None:
+        return FieldChange("value", before.reveal(), put.value.reveal())
+    if put.literal:
+        return FieldChange("value", None, put.value.reveal())
+    return FieldChange("value", None if before is None else "(sensitive value)", "(sensitive value)", True)
 
 
 def _same_key(actual: Actual, region: str, wanted: str, current: str | None) -> bool:

@@ -108,7 +108,8 @@ def _read_parameters(aws: Aws, region: str, n: RegionNeeds, owner: str) -> tuple
     others = sorted((set(n.declared) - set(owned)) | n.undeclared)
     existing = {p["Name"]: p for batch in chunks(others, 50)
                 for p in _describe(ssm, [{"Key": "Name", "Option": "Equals", "Values": batch}])}
-    values = _values(ssm, [name for name, o in n.declared.items() if _compares_value(o)])
+    compared = [name for name, o in n.declared.items() if _compares_value(o)]
+    values = _values(ssm, compared, {name for name in compared if n.declared[name].spec.value.literal is not None})
     found = [_parameter(m, region, name in owned, values.get(name))
              for name, m in {**existing, **owned}.items() if name in n.declared or name in n.undeclared]
     _check_tags(ssm, n, owner, found)
@@ -137,11 +138,11 @@ def _describe(ssm: Any, filters: list[dict]) -> Iterable[dict]:
         yield from page["Parameters"]
 
 
-def _values(ssm: Any, names: list[str]) -> dict[str, Sensitive]:
+def _values(ssm: Any, names: list[str], literal: set[str]) -> dict[str, Sensitive]:
     out = {}
     for batch in chunks(sorted(names), 10):
         for p in ssm.get_parameters(Names=batch, WithDecryption=True)["Parameters"]:
-            out[p["Name"]] = Sensitive(p["Value"])
+            out[p["Name"]] = Sensitive(p["Value"], secret=p["Name"] not in literal)
     return out
 
 

@@ -18,6 +18,7 @@ class PutParameter:
     tags: dict[str, str]
     value: Sensitive | None          # None with generate_length: make one; None otherwise: keep the current one
     generate_length: int | None = None
+    literal: bool = False            # a plain String value from the manifest: no secret, may be shown
     create: bool = True
     write_value: bool = True         # False: only tags change
     add_tags: dict[str, str] = field(default_factory=dict)

@@ -48,7 +48,10 @@ def _field_line(change: Change, f: Any) -> str:
 def _value(value: Any) -> str:
     if value == "(sensitive value)":
         return value
-    return json.dumps(value, sort_keys=True, default=str)
+    flat = json.dumps(value, sort_keys=True, default=str)
+    if len(flat) <= 100 or not isinstance(value, (dict, list)):
+        return flat
+    return json.dumps(value, sort_keys=True, default=str, indent=2).replace("\n", "\n          ")
 
 
 def as_dict(plan: Plan) -> dict[str, Any]:

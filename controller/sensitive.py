@@ -18,9 +18,10 @@ _MIN_SCRUB_LEN = 4  # shorter values would scrub ordinary words; they are still 
 class Sensitive:
     __slots__ = ("_value",)
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, secret: bool = True) -> None:
         self._value = value
-        REDACTOR.add(value)
+        if secret:  # a literal String value from a manifest is held alike but is no secret to scrub
+            REDACTOR.add(value)
 
     def reveal(self) -> str:
         return self._value

@@ -36,7 +36,7 @@ def resolve(manifest: Manifest, environ: Mapping[str, str],
                 continue
         else:
             raw = source.literal
-        value = Sensitive(raw)
+        value = Sensitive(raw, secret=source.literal is None)
         msg = rules.check_value_size(raw, obj.spec.tier) or (None if raw else "the value is empty; SSM needs "
                                                               "at least one character")
         if msg:
