@@ -19,6 +19,8 @@ def read_task_definitions(aws: Aws, manifest: Manifest, owner: str) -> dict[str,
         td = latest(ecs, obj.spec.family, owner)
         if td is None:
             continue
+        if not td.owned:
+            td.owned = _owned_earlier(ecs, td, owner)
         if obj.spec.keepRevisions:
             _revisions(ecs, td, obj.spec.keepRevisions, owner)
         out[td.family] = td
@@ -35,6 +37,18 @@ def latest(ecs: Any, family_or_arn: str, owner: str) -> ActualTaskDefinition | N
     body, tags = r["taskDefinition"], {t["key"]: t["value"] for t in r.get("tags", [])}
     return ActualTaskDefinition(family=body["family"], arn=body["taskDefinitionArn"], revision=body["revision"],
                                 body=body, tags=tags, owned=tags.get(d.OWNER_TAG) == owner)
+
+
+def _owned_earlier(ecs: Any, td: ActualTaskDefinition, owner: str, look_back: int = 10) -> bool:
+    """An out-of-band revision on top of ours does not make the family someone else's.
+
+    Read only when the latest revision lacks our tag, and at most ``look_back`` revisions deep.
+    """
+    for rev in active_revisions(ecs, td.family)[1:look_back + 1]:
+        earlier = latest(ecs, f"{td.family}:{rev}", owner)
+        if earlier is not None and earlier.owned:
+            return True
+    return False
 
 
 def active_revisions(ecs: Any, family: str) -> list[int]:
