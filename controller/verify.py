@@ -9,14 +9,14 @@ decides each row with ``iam_eval``. Nothing here reads AWS, decrypts or sees a s
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence, TextIO, Union
 
 from controller.arns import SM_REFERENCE_PREFIX, BadReference, Reference, parameter_arn, parse_value_from
-from controller.iam_conditions import Truth, Unknown, all3, any3, as_strings
-from controller.iam_eval import Decision, NamedPolicy, Request, Verdict, evaluate, statements
+from controller.iam_conditions import Truth, Unknown, all3, any3
+from controller.iam_eval import Decision, NamedPolicy, Request, Verdict, evaluate
+from controller.keypolicy import split_key_policy
 from controller.secretrefs import secret_uses
 
 ALLOWED, DENIED, MISSING, UNKNOWN = "allowed", "denied", "missing", "unknown"
@@ -320,43 +320,6 @@ def _decide_key(need: Need, request: Request, role: RoleFact, key: KeyFact, iden
     return _finding(need, identity if _truth(by_account) is not False else bound)
 
 
-def _principals(value: object) -> set[str]:
-    if value == "*":
-        return {"*"}
-    if isinstance(value, dict) and value.get("AWS") is not None:
-        return set(as_strings(value["AWS"]))
-    return set()
-
-
-def _scope(stmt: dict, role_arn: str, account: str, partition: str) -> str | None:
-    """Whom a key-policy statement speaks to: "role" (directly), "account" (its IAM policies), None."""
-    ours = {f"arn:{partition}:iam::{account}:root", account}
-    if "NotPrincipal" in stmt:
-        excluded = _principals(stmt["NotPrincipal"])
-        return None if excluded & (ours | {role_arn}) else "role"
-    named = _principals(stmt.get("Principal"))
-    if "*" in named or role_arn in named:
-        return "role"
-    return "account" if named & ours else None
-
-
-def split_key_policy(key: KeyFact, role_arn: str, account: str, partition: str) -> tuple[NamedPolicy, NamedPolicy]:
-    """(statements that grant to the role itself, statements that delegate to the account's IAM);
-    a Deny that reaches the role is in both."""
-    name = f"key policy of {key.arn}"
-    direct, delegating = [], []
-    for stmt in statements(key.policy if isinstance(key.policy, dict) else {}):
-        scope = _scope(stmt, role_arn, account, partition) if isinstance(stmt, dict) else None
-        deny = isinstance(stmt, dict) and stmt.get("Effect") == "Deny"
-        if scope == "role" or (deny and scope):
-            direct.append(stmt)
-        if scope == "account" or (deny and scope):
-            delegating.append(stmt)
-    version = key.policy.get("Version") if isinstance(key.policy, dict) else None
-    return (NamedPolicy(name, {"Version": version, "Statement": direct}),
-            NamedPolicy(name, {"Version": version, "Statement": delegating}))
-
-
 # --- rows, the report, rendering --------------------------------------------------------------
 
 
@@ -397,51 +360,13 @@ def exit_code(rows: Sequence[Row]) -> int:
     return EXIT_UNKNOWN if counts[UNKNOWN] else EXIT_OK
 
 
-def render_json(rows: Sequence[Row]) -> str:
-    return json.dumps({"rows": [r.as_dict() for r in rows], "summary": summary(rows)}, indent=2) + "\n"
-
-
-_COLUMNS = ("TASK DEFINITION", "CONTAINER", "VARIABLE", "SOURCE", "VERDICT", "REASON")
-
-
-def _cells(row: Row, against_aws: bool) -> list[str]:
-    t = row.target
-    cells = [t.task_definition, t.container, t.variable, t.source, row.verdict, row.reason]
-    return cells + ([row.aws_simulation or ""] if against_aws else [])
-
-
-def render_text(rows: Sequence[Row], against_aws: bool = False) -> str:
-    """An aligned table, one row per container secret, and a closing summary line."""
-    if not rows:
-        return "No container secrets to verify.\n"
-    table = [list(_COLUMNS) + (["AWS SIMULATION"] if against_aws else [])]
-    table += [_cells(r, against_aws) for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
-    counts = summary(rows)
-    total = ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
-    return "\n".join(lines) + f"\n\nVerified {len(rows)} secret{'s' if len(rows) != 1 else ''}: {total}.\n"
-
-
-_SIMULATOR_NAMES = {Decision.ALLOW: "allowed", Decision.EXPLICIT_DENY: "explicitDeny",
-                    Decision.IMPLICIT_DENY: "implicitDeny", Decision.UNKNOWN: "unknown"}
-
-
-def simulation_note(pairs: Sequence[tuple[Need, Decision, str | None]], unavailable: str | None = None) -> str:
-    """Compare our IAM decisions (identity policies and boundary) with SimulatePrincipalPolicy's."""
-    if not pairs or any(theirs is None for _, _, theirs in pairs):
-        return f"not available: {unavailable or 'nothing to simulate'}"
-    differ = [f"{need.action} on {need.resource}: ours {_SIMULATOR_NAMES[ours]}, AWS {theirs}"
-              for need, ours, theirs in pairs if _SIMULATOR_NAMES[ours] != theirs]
-    return "differs: " + "; ".join(differ) if differ else "agrees"
-
-
 def command(aws: Any, *, manifest: Any = None, family: str | None = None, output: str = "text",
             against_aws: bool = False, out: TextIO = sys.stdout) -> int:
     """``ecs-secrets verify``: ``manifest`` (a loaded Manifest or a path) and/or ``family``
     (``NAME``, ``NAME:REV`` or an ARN of a registered task definition). Returns the exit code."""
     # Imported here: the reads need boto3, and this module stays importable without it.
     from controller import verify_observe
+    from controller.verify_report import render_json, render_text
 
     rows = verify_observe.rows(aws, manifest=manifest, family=family, against_aws=against_aws)
     out.write(render_json(rows) if output == "json" else render_text(rows, against_aws))

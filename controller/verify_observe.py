@@ -18,8 +18,9 @@ from controller import arns
 from controller.aws import Aws, error_code
 from controller.iam_eval import NamedPolicy, evaluate
 from controller.problems import ControllerError
+from controller.verify_report import simulation_note
 from controller.verify import (Facts, KeyFact, Location, ParameterFact, RoleFact, Row, SecretFact, Target,
-                               Unread, check, customer_key, locate, simulation_note, targets)
+                               Unread, check, customer_key, locate, targets)
 
 NOT_FOUND = frozenset({"NoSuchEntity", "ParameterNotFound", "ResourceNotFoundException", "NotFoundException"})
 DESCRIBE_PARAMETERS_NAMES = 50  # names per Name-Equals filter, and the page size

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-PURE = ["arns", "checks", "desired", "diff", "ecsmodel", "iam_eval", "iam_conditions", "manifest", "models", "ops",
+PURE = ["arns", "checks", "keypolicy", "verify", "verify_report", "desired", "diff", "ecsmodel", "iam_eval", "iam_conditions", "manifest", "models", "ops",
         "plan", "policy", "problems", "prune", "render", "rules", "secretrefs", "state", "taskdef", "taskdef_diff",
         "yamlload"]
 FORBIDDEN = {"boto3", "time", "datetime", "os.environ"}

@@ -22,6 +22,7 @@ import pytest
 from awsserver import TEST_ENV, UNSET_ENV, MotoHandle
 from controller import cli
 from controller import verify as v
+from controller import verify_report as vr
 from controller.aws import Aws
 from controller.iam_eval import Decision, NamedPolicy
 from controller.problems import ControllerError
@@ -228,12 +229,12 @@ def test_exit_code(verdicts: tuple, code: int) -> None:
 
 
 def test_text_is_an_aligned_table_with_a_summary() -> None:
-    text = v.render_text(rows_of("allowed", "denied")).splitlines()
+    text = vr.render_text(rows_of("allowed", "denied")).splitlines()
     assert text[0].split() == ["TASK", "DEFINITION", "CONTAINER", "VARIABLE", "SOURCE", "VERDICT", "REASON"]
     column = text[0].index("VERDICT")
     assert [text[1][column:].split()[0], text[2][column:].split()[0]] == ["allowed", "denied"]
     assert text[-1] == "Verified 2 secrets: 1 allowed, 1 denied, 0 missing, 0 unknown."
-    assert v.render_text([]) == "No container secrets to verify.\n"
+    assert vr.render_text([]) == "No container secrets to verify.\n"
 
 
 def schema() -> dict:
@@ -243,7 +244,7 @@ def schema() -> dict:
 def test_json_report_validates() -> None:
     rows = rows_of("allowed", "unknown")
     rows[0].aws_simulation = "agrees"
-    report = json.loads(v.render_json(rows))
+    report = json.loads(vr.render_json(rows))
     jsonschema.validate(report, schema())
     assert report["summary"] == {"allowed": 1, "denied": 0, "missing": 0, "unknown": 1}
     with pytest.raises(jsonschema.ValidationError):
@@ -252,10 +253,10 @@ def test_json_report_validates() -> None:
 
 def test_simulation_note() -> None:
     need = v.Need("ssm:GetParameters", param("/a"), {})
-    assert v.simulation_note([(need, Decision.ALLOW, "allowed")]) == "agrees"
-    assert v.simulation_note([(need, Decision.IMPLICIT_DENY, "allowed")]) == \
+    assert vr.simulation_note([(need, Decision.ALLOW, "allowed")]) == "agrees"
+    assert vr.simulation_note([(need, Decision.IMPLICIT_DENY, "allowed")]) == \
         f"differs: ssm:GetParameters on {param('/a')}: ours implicitDeny, AWS allowed"
-    assert v.simulation_note([(need, Decision.ALLOW, None)], "x failed") == "not available: x failed"
+    assert vr.simulation_note([(need, Decision.ALLOW, None)], "x failed") == "not available: x failed"
 
 
 def test_the_pure_part_imports_no_aws_client() -> None:
