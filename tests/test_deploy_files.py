@@ -1,0 +1,247 @@
+"""deploy/: every file parses, the Kubernetes objects hold what an operator relies on, the ECS files are
+valid API input (botocore's own models), the image is multi-stage and non-root, and nothing generated
+(the ConfigMap, the controller policy) has gone stale. No cluster, no Docker, no AWS."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+import yaml
+from botocore.validate import ParamValidator
+
+from controller.cli import parser
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "kubernetes"
+MANIFESTS_PATH = "/etc/ecs-secrets/manifests"
+DATA_FILES = sorted(p for p in DEPLOY.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
+
+
+def k8s_objects() -> list[dict]:
+    return [doc for path in sorted(K8S.glob("*.yaml")) if path.name != "kustomization.yaml"
+            for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def one(kind: str) -> dict:
+    found = [o for o in k8s_objects() if o["kind"] == kind]
+    assert len(found) == 1, f"{len(found)} {kind} objects in deploy/kubernetes"
+    return found[0]
+
+
+def container() -> dict:
+    (c,) = one("Deployment")["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def flag(args: list[str], name: str) -> str:
+    assert name in args, f"{name} missing from {args}"
+    return args[args.index(name) + 1]
+
+
+@pytest.mark.parametrize("path", DATA_FILES, ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_every_file_parses(path: Path) -> None:
+    text = path.read_text()
+    docs = [json.loads(text)] if path.suffix == ".json" else [d for d in yaml.safe_load_all(text) if d is not None]
+    assert docs and all(isinstance(d, dict) for d in docs)
+
+
+# --- Kubernetes -----------------------------------------------------------------------------------
+
+def test_deployment_runs_two_replicas_with_the_lease() -> None:
+    dep = one("Deployment")
+    assert dep["spec"]["replicas"] == 2
+    args = container()["args"]
+    assert args[0] == "run" and flag(args, "-f") == MANIFESTS_PATH
+    assert flag(args, "--lease-table") == "ecs-secrets-lease"
+    assert flag(args, "--metrics-port") == str(container()["ports"][0]["containerPort"]) == "9100"
+
+
+def test_deployment_probes_health_and_readiness_on_the_metrics_port() -> None:
+    c = container()
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    ports = {p["name"] for p in c["ports"]}
+    assert {c[probe]["httpGet"]["port"] for probe in ("livenessProbe", "readinessProbe")} <= ports
+
+
+def test_deployment_is_locked_down() -> None:
+    pod = one("Deployment")["spec"]["template"]["spec"]
+    c = container()
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["runAsNonRoot"] is True and pod["securityContext"]["runAsNonRoot"] is True
+    assert sc["runAsUser"] != 0 and pod["securityContext"]["runAsUser"] != 0
+    assert sc["capabilities"]["drop"] == ["ALL"] and "add" not in sc["capabilities"]
+    assert sc["seccompProfile"]["type"] == pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    for kind in ("requests", "limits"):
+        assert set(c["resources"][kind]) == {"cpu", "memory"}
+    writable = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+    assert {m["mountPath"] for m in c["volumeMounts"] if m["name"] in writable} == {"/tmp"}
+
+
+def test_secret_values_come_from_a_secret_never_from_the_configmap() -> None:
+    env = {e["name"]: e for e in container()["env"]}
+    assert env["DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "ecs-secrets-values"
+    assert all("value" not in e for e in env.values() if re.search(r"PASSWORD|SECRET|TOKEN|KEY", e["name"]))
+    assert not [o for o in k8s_objects() if o["kind"] == "Secret"], "no Secret (and no value) in git"
+
+
+def test_configmap_carries_manifests_unchanged_and_is_mounted_where_run_reads() -> None:
+    cm = one("ConfigMap")
+    assert cm["data"] == {p.name: p.read_text() for p in sorted((ROOT / "manifests").glob("*.yaml"))}, (
+        "deploy/kubernetes/configmap.yaml is stale; regenerate it (the command is in its header)")
+    pod = one("Deployment")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v.get("configMap", {}).get("name") == cm["metadata"]["name"]]
+    (mount,) = [m for m in container()["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["mountPath"] == MANIFESTS_PATH and mount["readOnly"] and "subPath" not in mount
+
+
+def test_service_account_is_annotated_for_irsa_and_matches_the_trust_policy() -> None:
+    sa = one("ServiceAccount")
+    assert one("Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
+    role = sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+    assert re.fullmatch(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+", role)
+    trust = json.loads((DEPLOY / "iam" / "irsa-trust-policy.json").read_text())["Statement"][0]
+    namespace = yaml.safe_load((K8S / "kustomization.yaml").read_text())["namespace"]
+    assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
+    subjects = [v for k, v in trust["Condition"]["StringEquals"].items() if k.endswith(":sub")]
+    assert subjects == [f"system:serviceaccount:{namespace}:{sa['metadata']['name']}"]
+
+
+def test_service_and_service_monitor_reach_the_metrics_port() -> None:
+    labels = one("Deployment")["spec"]["template"]["metadata"]["labels"]
+    service, monitor = one("Service"), one("ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    (port,) = service["spec"]["ports"]
+    assert port["targetPort"] == "metrics" and [e["port"] for e in monitor["spec"]["endpoints"]] == [port["name"]]
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert service["spec"]["publishNotReadyAddresses"] is True   # the follower is scraped too
+
+
+def test_kustomization_lists_every_object_file() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    files = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == files
+    assert [i["name"] for i in kustomization["images"]] == [container()["image"].split(":")[0]]
+
+
+# --- ECS --------------------------------------------------------------------------------------------
+
+ECS_MODEL = botocore.session.get_session().get_service_model("ecs")
+
+
+def ecs_file(name: str) -> dict:
+    return json.loads((DEPLOY / "ecs" / name).read_text())
+
+
+@pytest.mark.parametrize("name, operation", [("task-definition.json", "RegisterTaskDefinition"),
+                                             ("service.json", "CreateService")])
+def test_ecs_files_are_valid_api_input(name: str, operation: str) -> None:
+    report = ParamValidator().validate(ecs_file(name), ECS_MODEL.operation_model(operation).input_shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+def test_task_definition_runs_the_controller_on_fargate_locked_down() -> None:
+    td = ecs_file("task-definition.json")
+    assert td["requiresCompatibilities"] == ["FARGATE"] and td["networkMode"] == "awsvpc"
+    (c,) = td["containerDefinitions"]
+    assert c["command"][0] == "run" and flag(c["command"], "--lease-table") == "ecs-secrets-lease"
+    assert flag(c["command"], "-f") == MANIFESTS_PATH
+    assert c["readonlyRootFilesystem"] is True and c["user"].split(":")[0] not in ("0", "root")
+    assert c["linuxParameters"]["capabilities"]["drop"] == ["ALL"]
+    assert "/healthz" in " ".join(c["healthCheck"]["command"])
+    assert c["logConfiguration"]["logDriver"] == "awslogs"
+    assert [s["name"] for s in c["secrets"]] == ["DB_PASSWORD"]
+    assert c["secrets"][0]["valueFrom"].startswith("arn:aws:ssm:")
+    assert not [e for e in c.get("environment", []) if re.search(r"PASSWORD|SECRET|TOKEN", e["name"])]
+    assert td["taskRoleArn"] != td["executionRoleArn"]
+
+
+def test_service_runs_two_tasks_with_the_circuit_breaker() -> None:
+    service, td = ecs_file("service.json"), ecs_file("task-definition.json")
+    assert service["desiredCount"] == 2 and service["taskDefinition"] == td["family"]
+    assert service["deploymentConfiguration"]["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
+    assert service["deploymentConfiguration"]["minimumHealthyPercent"] <= 50   # replaced one at a time
+    assert service["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
+
+
+def test_ecs_roles_trust_ecs_tasks_and_the_execution_role_reads_the_controllers_secret() -> None:
+    trust = json.loads((DEPLOY / "iam" / "ecs-task-trust-policy.json").read_text())["Statement"][0]
+    assert trust["Principal"] == {"Service": "ecs-tasks.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
+    execution = json.loads((DEPLOY / "iam" / "ecs-execution-role-policy.json").read_text())
+    reads = [s for s in execution["Statement"] if s["Action"] == "ssm:GetParameters"]
+    (c,) = ecs_file("task-definition.json")["containerDefinitions"]
+    assert [s["Resource"] for s in reads] == [c["secrets"][0]["valueFrom"]]
+
+
+# --- the commands in the deploy files are ones the CLI accepts -------------------------------------
+
+def dockerfile_cmd(text: str) -> list[str]:
+    entry = json.loads(re.search(r"^ENTRYPOINT (.+)$", text, re.M).group(1))
+    return entry + json.loads(re.search(r"^CMD (.+)$", text, re.M).group(1))
+
+
+@pytest.mark.parametrize("source", ["kubernetes", "ecs", "dockerfile"])
+def test_deployed_commands_parse_with_the_real_cli(source: str) -> None:
+    argv = {"kubernetes": lambda: container()["args"],
+            "ecs": lambda: ecs_file("task-definition.json")["containerDefinitions"][0]["command"],
+            "dockerfile": lambda: dockerfile_cmd((DEPLOY / "Dockerfile").read_text())[1:]}[source]()
+    args = parser().parse_args(argv)
+    assert args.command == "run" and args.filename == MANIFESTS_PATH and args.metrics_port == 9100
+
+
+# --- the image ----------------------------------------------------------------------------------
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    return [(m.group(1).upper(), m.group(2).strip()) for line in text.splitlines()
+            if (m := re.match(r"^\s*([A-Za-z]+)\s+(.*)$", line)) and not line.lstrip().startswith("#")]
+
+
+def test_dockerfile_is_multi_stage_non_root_and_runs_the_daemon() -> None:
+    steps = instructions(DEPLOY / "Dockerfile")
+    froms = [a for i, a in steps if i == "FROM"]
+    assert len(froms) >= 2 and "python:3.12-slim" in dict(steps).get("ARG", "")
+    assert any("from=build" in a for i, a in steps if i in ("COPY", "RUN")), "the runtime installs the built wheels"
+    users = [a for i, a in steps if i == "USER"]
+    assert users and users[-1].split(":")[0] not in ("0", "root") and users[-1].split(":")[0] == "10001"
+    assert dockerfile_cmd((DEPLOY / "Dockerfile").read_text()) == [
+        "ecs-secrets", "run", "-f", MANIFESTS_PATH, "--metrics-port", "9100"]
+
+
+@pytest.mark.parametrize("name", ["Dockerfile", "ecs/manifests.Dockerfile"])
+def test_no_secret_is_baked_into_an_image(name: str) -> None:
+    for instruction, argument in instructions(DEPLOY / name):
+        if instruction in ("ENV", "ARG"):   # the names it sets: no credential, no secret value
+            names = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=", argument) or argument.split()[:1]
+            assert not [n for n in names if re.search(r"PASSWORD|SECRET|TOKEN|AWS_ACCESS_KEY|AWS_SESSION", n)], names
+        if instruction in ("COPY", "ADD"):
+            sources = [w for w in shlex.split(argument) if not w.startswith("--")][:-1]
+            assert all(s.rstrip("/") in ("pyproject.toml", "README.md", "controller", "manifests") for s in sources)
+
+
+def test_ecs_image_bakes_the_manifests_where_run_reads_them() -> None:
+    steps = instructions(DEPLOY / "ecs" / "manifests.Dockerfile")
+    assert ("COPY", f"manifests/ {MANIFESTS_PATH}/") in steps
+    assert [a for i, a in steps if i == "USER"][-1].startswith("10001")
+
+
+def test_dockerignore_keeps_the_build_context_small() -> None:
+    lines = [ln for ln in (ROOT / ".dockerignore").read_text().splitlines() if ln and not ln.startswith("#")]
+    assert lines[0] == "*" and {"!controller/", "!manifests/", "!pyproject.toml", "!README.md"} <= set(lines)
+
+
+def test_controller_policy_is_committed_and_well_formed() -> None:
+    policy: dict[str, Any] = json.loads((DEPLOY / "iam" / "controller-policy.json").read_text())
+    assert policy["Version"] == "2012-10-17" and policy["Statement"]
+    assert all(s["Effect"] == "Allow" and s["Sid"] for s in policy["Statement"])
