@@ -26,6 +26,9 @@ def _common(p: argparse.ArgumentParser, manifests: bool = True) -> None:
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
     p.add_argument("--sandbox", action="store_true", help="run against an embedded AWS (moto), no account needed")
+    p.add_argument("--rate-limit", action="append", metavar="NAME=TPS[/BURST]", help="client-side API rate limit, "
+                   "repeatable: ssm=40, ecs-write=1/20, iam=off, or off for none (default: AWS's published "
+                   "quotas; ECS_SECRETS_RATE_LIMITS works too)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,15 +43,46 @@ def parser() -> argparse.ArgumentParser:
     rec.add_argument("--detailed-exitcode", action="store_true", help="with --dry-run: exit 2 when changes are pending")
     rec.add_argument("--prune", action="store_true", help="delete owned objects that left the manifests")
     rec.add_argument("--max-deletions", type=int, default=10, metavar="N")
+    _cluster(rec)
     ver = sub.add_parser("verify", help="prove each container can read each of its secrets")
     _common(ver, manifests=False)
     ver.add_argument("-f", "--filename", metavar="PATH")
     ver.add_argument("--family", metavar="NAME[:REV]", help="a registered task definition instead of manifests")
     ver.add_argument("--against", choices=("aws",), help="also cross-check with iam:SimulatePrincipalPolicy")
+    pol = sub.add_parser("controller-policy", help="print the least-privilege IAM policy the controller itself needs")
+    _common(pol)
+    pol.add_argument("--lease-table", metavar="NAME", help="include the DynamoDB lease table of `run --lease-table`")
+    pol.add_argument("--prune", action="store_true", help="include what --prune needs to list and delete")
+    pol.add_argument("--account", metavar="ID", help="12-digit account id (default: sts:GetCallerIdentity)")
+    _cluster(pol)
+    _run_parser(sub.add_parser("run", help="the daemon: reconcile every interval and on manifest changes"))
     sch = sub.add_parser("schema", help="print the manifests' JSON Schema")
     sch.add_argument("--log-level", default="warning")
     sch.add_argument("--log-format", default="text")
     return top
+
+
+def _cluster(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", action="append", default=[], metavar="NAME", help="an ECS cluster whose services' "
+                   "task-definition revisions keepRevisions and --prune never deregister; repeatable (default: "
+                   "every cluster of the Region)")
+
+
+def _run_parser(run: argparse.ArgumentParser) -> None:
+    _common(run)
+    _cluster(run)
+    run.add_argument("--interval", type=float, default=60.0, metavar="SECONDS", help="between reconciles (±10%%)")
+    run.add_argument("--metrics-port", type=int, default=9100, help="/metrics, /healthz, /readyz, /status")
+    run.add_argument("--metrics-address", default="0.0.0.0", help="address the metrics port binds to")
+    run.add_argument("--lease-table", metavar="NAME", help="DynamoDB table for leader election (created if missing)")
+    run.add_argument("--lease-duration", type=float, default=15.0, metavar="S", help="a follower takes over after "
+                     "the lease went unrenewed this long (default 15)")
+    run.add_argument("--lease-renew-deadline", type=float, default=10.0, metavar="S", help="the leader stops writing "
+                     "when it could not renew for this long (default 10)")
+    run.add_argument("--lease-retry-period", type=float, default=2.0, metavar="S", help="between renewals and "
+                     "attempts to acquire (default 2)")
+    run.add_argument("--once", action="store_true", help="one reconcile, then exit (0 when all converged)")
+    run.set_defaults(log_level="info")  # a daemon says what it does: each reconcile, each write, each state change
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +114,11 @@ def _aws(args: argparse.Namespace) -> Any:
     if args.sandbox:
         from controller import sandbox
         args._sandbox = sandbox.start(args.region)
-    return Aws(region=args.region, profile=None if args.sandbox else args.profile, endpoint_url=args.endpoint_url)
+    import os
+    flags = getattr(args, "rate_limit", None)  # after ECS_SECRETS_RATE_LIMITS, so that the flags win
+    limits = ",".join([os.environ.get("ECS_SECRETS_RATE_LIMITS", ""), *flags]) if flags else None
+    return Aws(region=args.region, profile=None if args.sandbox else args.profile, endpoint_url=args.endpoint_url,
+               rate_limits=limits)
 
 
 def _region(args: argparse.Namespace) -> str:
@@ -108,7 +146,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         from controller import sandbox
         sandbox.seed(aws, manifest)
     settings = reconcile.Settings(owner=args.owner, prune=args.prune, max_deletions=args.max_deletions,
-                                  fill_missing_values=args.sandbox)
+                                  fill_missing_values=args.sandbox, clusters=tuple(args.cluster))
     result = reconcile.make(aws, manifest, settings)
     print(render.as_json(result.plan) if args.output == "json" else render.text(result.plan))
     reconcile.check(result.plan)
@@ -146,6 +184,39 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_controller_policy(args: argparse.Namespace) -> int:
+    from controller import manifest, permissions, policy
+    region = _region(args)
+    m = manifest.load(args.filename, region=region)
+    partition, account = _identity(args, region)
+    target = permissions.Target(account=account, region=region, partition=partition, owner=args.owner,
+                                lease_table=args.lease_table, prune=args.prune, clusters=tuple(args.cluster))
+    document = permissions.policy_for(m, target)
+    print(json.dumps(document, indent=2))
+    if policy.size(document) > permissions.MAX_MANAGED_POLICY_CHARS:
+        print(f"note: {policy.size(document)} characters: over the {permissions.MAX_MANAGED_POLICY_CHARS} of a "
+              "managed policy; attach it as an inline policy (10,240) or split the manifests", file=sys.stderr)
+    return EXIT_OK
+
+
+def _identity(args: argparse.Namespace, region: str) -> tuple[str, str]:
+    """(partition, account): from --account without any AWS call, else from sts:GetCallerIdentity."""
+    import re
+    if args.account:
+        if not re.fullmatch(r"\d{12}", args.account):
+            raise ControllerError(f"--account {args.account!r}: an AWS account id is 12 digits")
+        import botocore.session
+        return botocore.session.Session().get_partition_for_region(region), args.account
+    arn = _aws(args).client("sts").get_caller_identity()["Arn"]
+    return arn.split(":")[1], arn.split(":")[4]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from controller import daemon
+    return daemon.run(args, _aws(args))
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate, "reconcile": cmd_reconcile, "verify": cmd_verify, "schema": cmd_schema,
+    "controller-policy": cmd_controller_policy, "run": cmd_run,
 }

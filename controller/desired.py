@@ -52,7 +52,9 @@ def parameter_region(obj: Obj, ctx_region: str) -> str:
 
 
 def declared_parameters(manifest: Manifest, region: str) -> dict[tuple[str, str], Obj]:
-    return {(parameter_region(o, region), o.spec.name): o for o in manifest.of("Parameter")}
+    """(region, SSM name) → Parameter; made once per manifest and Region (read-only: do not mutate)."""
+    return manifest.memo(("declared_parameters", region), lambda: {
+        (parameter_region(o, region), o.spec.name): o for o in manifest.of("Parameter")})
 
 
 def execution_role(manifest: Manifest, td: Obj) -> Obj | None:
@@ -60,9 +62,9 @@ def execution_role(manifest: Manifest, td: Obj) -> Obj | None:
     wanted = td.spec.executionRole
     if wanted is None:
         return None
-    roles = manifest.of("ExecutionRole")
-    return next((r for r in roles if r.name == wanted), None) or next(
-        (r for r in roles if r.spec.roleName == wanted), None)
+    by_role_name = manifest.memo("roles_by_roleName", lambda: {
+        r.spec.roleName: r for r in reversed(manifest.of("ExecutionRole"))})  # the first wins, as with next()
+    return manifest.get("ExecutionRole", wanted) or by_role_name.get(wanted)
 
 
 def role_arn_for(manifest: Manifest, td: Obj, ctx: Context) -> str | None:
@@ -97,11 +99,22 @@ class Grants:
 def grants_for(manifest: Manifest, role: Obj, ctx: Context) -> Grants:
     grants = Grants()
     declared = declared_parameters(manifest, ctx.region)
-    for td in manifest.of("TaskDefinition"):
-        if execution_role(manifest, td) is role:
-            for ref in references(td):
-                _grant(grants, ref, declared, ctx)
+    for td in _tasks_by_role(manifest).get(id(role), ()):
+        for ref in references(td):
+            _grant(grants, ref, declared, ctx)
     return grants
+
+
+def _tasks_by_role(manifest: Manifest) -> dict[int, list[Obj]]:
+    """id(declared ExecutionRole) → the TaskDefinitions that use it, in manifest order; made once."""
+    def index() -> dict[int, list[Obj]]:
+        out: dict[int, list[Obj]] = {}
+        for td in manifest.of("TaskDefinition"):
+            role = execution_role(manifest, td)
+            if role is not None:
+                out.setdefault(id(role), []).append(td)
+        return out
+    return manifest.memo("tasks_by_role", index)
 
 
 def _grant(grants: Grants, ref: Reference, declared: dict, ctx: Context) -> None:

@@ -2,19 +2,21 @@
 
 What to read is derived from the manifests (``Needs``); how many calls it costs is what the
 APIs allow: GetParameters 10 names a call, DescribeParameters 50 a page (its tag filter says what
-we own, so tags are never read per parameter), and one or three calls per role and family.
+we own, so tags are never read per parameter), one call per family, and three per role or one
+account-wide listing for many roles (``observe_iam``).
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from botocore.exceptions import ClientError
 
 from controller import desired as d
 from controller.aws import Aws, error_code
+from controller.inuse import InUse
 from controller.manifest import Manifest
 from controller.observe_iam import read_roles
 from controller.observe_ecs import read_task_definitions
@@ -22,6 +24,7 @@ from controller.sensitive import Sensitive
 from controller.state import Actual, ActualParameter
 
 WORKERS = 8
+READ_WORKERS = 4  # GetParameters batches in flight; the rate limiter keeps us under AWS's quota
 
 
 def chunks(items: list, size: int) -> Iterable[list]:
@@ -56,14 +59,17 @@ def needs(manifest: Manifest, region: str) -> dict[str, RegionNeeds]:
     return out
 
 
-def observe(aws: Aws, manifest: Manifest, owner: str, prune: bool = False) -> Actual:
+def observe(aws: Aws, manifest: Manifest, owner: str, prune: bool = False,
+            clusters: tuple[str, ...] = ()) -> Actual:
+    """``clusters``: where ECS services may use our revisions (``inuse``); empty: every cluster."""
     wants = needs(manifest, aws.region)
+    in_use = InUse(aws, clusters)
     with ThreadPoolExecutor(WORKERS) as pool:
         account = pool.submit(_account, aws)
         params = {r: pool.submit(_read_parameters, aws, r, n, owner) for r, n in wants.items()}
         secrets = {r: pool.submit(_read_secrets, aws, r, n.secrets) for r, n in wants.items()}
         roles = pool.submit(read_roles, aws, manifest, owner)
-        tds = pool.submit(read_task_definitions, aws, manifest, owner)
+        tds = pool.submit(read_task_definitions, aws, manifest, owner, in_use)
         partition, account_id = account.result()
         actual = Actual(ctx=d.Context(account=account_id, region=aws.region, partition=partition))
         _merge(actual, params, secrets, roles.result(), tds.result())
@@ -74,7 +80,7 @@ def observe(aws: Aws, manifest: Manifest, owner: str, prune: bool = False) -> Ac
     actual.ctx = replace(actual.ctx, key_arns=key_arns)
     if prune:
         from controller.observe_prune import read_prune_candidates
-        actual.prune = read_prune_candidates(aws, manifest, actual, owner)
+        actual.prune = read_prune_candidates(aws, manifest, actual, owner, in_use)
     return actual
 
 
@@ -103,20 +109,42 @@ def _merge(actual: Actual, params: dict, secrets: dict, roles: tuple, tds: tuple
 
 
 def _read_parameters(aws: Aws, region: str, n: RegionNeeds, owner: str) -> tuple[list, list]:
+    """Owned and in sync: one tag-filtered listing per desired tag set. The rest (absent, not ours, tags
+    drifted): DescribeParameters by name, 50 a call. Values (GetParameters, 10 a call) only of what exists."""
     ssm = aws.client("ssm", region)
-    owned = {p["Name"]: p for p in _describe(ssm, [_tag_filter(d.OWNER_TAG, owner)])}
-    others = sorted((set(n.declared) - set(owned)) | n.undeclared)
-    existing = {p["Name"]: p for batch in chunks(others, 50)
-                for p in _describe(ssm, [{"Key": "Name", "Option": "Equals", "Values": batch}])}
-    compared = [name for name, o in n.declared.items() if _compares_value(o)]
-    values = _values(ssm, compared, {name for name in compared if n.declared[name].spec.value.literal is not None})
-    found = [_parameter(m, region, name in owned, values.get(name))
-             for name, m in {**existing, **owned}.items() if name in n.declared or name in n.undeclared]
-    _check_tags(ssm, n, owner, found)
+    with _Values(ssm, n) as values:   # fetched while the listings stream on
+        in_sync = _owned_in_sync(ssm, n, owner, values.want)
+        rest = sorted((set(n.declared) | n.undeclared) - set(in_sync))
+        existing = {p["Name"]: p for batch in chunks(rest, 50)
+                    for p in _describe(ssm, [{"Key": "Name", "Option": "Equals", "Values": batch}])}
+        values.want(existing)
+        declared_rest = sorted(name for name in existing if name in n.declared and n.declared[name].spec.value is not None)
+        owned = set(in_sync) | {p["Name"] for batch in chunks(declared_rest, 50) for p in _describe(
+            ssm, [_tag_filter(d.OWNER_TAG, owner), {"Key": "Name", "Option": "Equals", "Values": batch}])}
+    metas = {**existing, **in_sync}
+    found = [_parameter(m, region, name in owned, values.get(name), tags_in_sync=name in in_sync or name not in owned)
+             for name, m in metas.items()]
     missing = {("ssm", region, name): f"SSM parameter {name} does not exist in {region}; create it or "
                "declare it as a Parameter with a value" for name in sorted(set(n.undeclared) | _unvalued(n))
-               if name not in existing and name not in owned}
+               if name not in metas}
     return found, missing
+
+
+def _owned_in_sync(ssm: Any, n: RegionNeeds, owner: str, seen: Callable[[Iterable[str]], None]) -> dict[str, dict]:
+    """Declared parameters that carry our owner tag and every desired tag, streamed and kept by name."""
+    groups: dict[tuple, set[str]] = {}
+    for name, obj in n.declared.items():
+        if obj.spec.value is None:
+            continue  # managed elsewhere: it only has to exist
+        pairs = tuple(sorted({**d.checked_tags(obj), d.OWNER_TAG: owner}.items()))
+        groups.setdefault(pairs, set()).add(name)
+    found = {}
+    for pairs, names in sorted(groups.items()):
+        for page in _pages(ssm, [_tag_filter(k, v) for k, v in pairs]):
+            mine = {p["Name"]: p for p in page if p["Name"] in names}
+            found.update(mine)
+            seen(mine)
+    return found
 
 
 def _unvalued(n: RegionNeeds) -> set[str]:
@@ -133,37 +161,68 @@ def _tag_filter(key: str, value: str) -> dict:
 
 
 def _describe(ssm: Any, filters: list[dict]) -> Iterable[dict]:
+    for page in _pages(ssm, filters):
+        yield from page
+
+
+def _pages(ssm: Any, filters: list[dict]) -> Iterable[list[dict]]:
     for page in ssm.get_paginator("describe_parameters").paginate(ParameterFilters=filters,
                                                                    PaginationConfig={"PageSize": 50}):
-        yield from page["Parameters"]
+        yield page["Parameters"]
 
 
-def _values(ssm: Any, names: list[str], literal: set[str]) -> dict[str, Sensitive]:
-    out = {}
-    for batch in chunks(sorted(names), 10):
-        for p in ssm.get_parameters(Names=batch, WithDecryption=True)["Parameters"]:
-            out[p["Name"]] = Sensitive(p["Value"], secret=p["Name"] not in literal)
-    return out
+class _Values:
+    """GetParameters (with decryption, 10 names a call) of the names ``want``ed, sent as batches fill."""
+
+    def __init__(self, ssm: Any, n: RegionNeeds) -> None:
+        self.ssm, self.n = ssm, n
+        self._pool = ThreadPoolExecutor(READ_WORKERS)
+        self._batch: list[str] = []
+        self._futures: list = []
+        self._asked: set[str] = set()
+        self.found: dict[str, Sensitive] = {}
+
+    def want(self, names: Iterable[str]) -> None:
+        for name in names:
+            obj = self.n.declared.get(name)
+            if obj is None or not _compares_value(obj) or name in self._asked:
+                continue
+            self._asked.add(name)
+            self._batch.append(name)
+            if len(self._batch) == 10:
+                self._send()
+
+    def _send(self) -> None:
+        if self._batch:
+            self._futures.append(self._pool.submit(self._get, self._batch))
+            self._batch = []
+
+    def _get(self, names: list[str]) -> dict[str, Sensitive]:
+        found = self.ssm.get_parameters(Names=names, WithDecryption=True)["Parameters"]
+        return {p["Name"]: Sensitive(p["Value"], secret=self.n.declared[p["Name"]].spec.value.literal is None)
+                for p in found}
+
+    def get(self, name: str) -> Sensitive | None:
+        return self.found.get(name)
+
+    def __enter__(self) -> _Values:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._send()
+            for future in self._futures:
+                self.found.update(future.result())
+        finally:
+            self._pool.shutdown(cancel_futures=True)
 
 
-def _parameter(meta: dict, region: str, owned: bool, value: Sensitive | None) -> ActualParameter:
+def _parameter(meta: dict, region: str, owned: bool, value: Sensitive | None,
+               tags_in_sync: bool = True) -> ActualParameter:
     return ActualParameter(name=meta["Name"], region=region, type=meta["Type"],
                            key_id=meta.get("KeyId") if meta["Type"] == "SecureString" else None,
                            tier=meta.get("Tier", "Standard"), description=meta.get("Description"),
-                           version=meta.get("Version", 0), owned=owned, value=value)
-
-
-def _check_tags(ssm: Any, n: RegionNeeds, owner: str, found: list[ActualParameter]) -> None:
-    """One tag-filtered listing per distinct desired tag pair says who carries it: no per-parameter reads."""
-    tags = {name: d.checked_tags(o) for name, o in n.declared.items()}
-    wanted = {pair for t in tags.values() for pair in t.items()}
-    carriers = {}
-    for k, v in sorted(wanted):
-        carriers[(k, v)] = {p["Name"] for p in _describe(ssm, [_tag_filter(d.OWNER_TAG, owner), _tag_filter(k, v)])}
-    for p in found:
-        obj = n.declared.get(p.name)
-        if obj is not None and p.owned:
-            p.tags_in_sync = all(p.name in carriers[pair] for pair in tags[p.name].items())
+                           version=meta.get("Version", 0), owned=owned, value=value, tags_in_sync=tags_in_sync)
 
 
 def _read_secrets(aws: Aws, region: str, secret_ids: set[str]) -> tuple[dict, dict, list]:
@@ -173,9 +232,9 @@ def _read_secrets(aws: Aws, region: str, secret_ids: set[str]) -> tuple[dict, di
         try:
             r = sm.describe_secret(SecretId=sid)
         except ClientError as exc:
-            if error_code(exc) != "ResourceNotFoundException":
-                raise
-            missing[("secret", region, sid)] = f"Secrets Manager secret {sid} does not exist in {region}; create it first"
+            gone = error_code(exc) == "ResourceNotFoundException"  # any other error blocks only its users too
+            missing[("secret", region, sid)] = f"Secrets Manager secret {sid} does not exist in {region}; create " \
+                "it first" if gone else f"cannot read Secrets Manager secret {sid} in {region}: {error_code(exc)}"
             continue
         arns[sid] = r["ARN"]
         keys[r["ARN"]] = r.get("KmsKeyId")
@@ -186,9 +245,9 @@ def _key_arn(aws: Aws, region: str, key_id: str, missing: dict) -> str | None:
     try:
         meta = aws.client("kms", region).describe_key(KeyId=key_id)["KeyMetadata"]
     except ClientError as exc:
-        if error_code(exc) != "NotFoundException":
-            raise
-        missing[("kms", region, key_id)] = f"KMS key {key_id} does not exist in {region}; create it (or its alias) first"
+        gone = error_code(exc) == "NotFoundException"  # any other error (AccessDenied) blocks only its users too
+        missing[("kms", region, key_id)] = f"KMS key {key_id} does not exist in {region}; create it (or its " \
+            "alias) first" if gone else f"cannot describe KMS key {key_id} in {region}: {error_code(exc)}"
         return None
     if meta.get("KeyState") not in (None, "Enabled"):
         missing[("kms", region, key_id)] = f"KMS key {key_id} in {region} is {meta['KeyState']}; enable it"

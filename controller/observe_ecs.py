@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from controller import desired as d
 from controller.aws import Aws, error_code
+from controller.inuse import InUse
 from controller.manifest import Manifest
 from controller.state import ActualTaskDefinition
 
+READ_WORKERS = 4  # reads in flight per kind; the rate limiter, not this, keeps us under AWS's quota
 
-def read_task_definitions(aws: Aws, manifest: Manifest, owner: str) -> dict[str, ActualTaskDefinition]:
+
+def read_task_definitions(aws: Aws, manifest: Manifest, owner: str,
+                          in_use: InUse | None = None) -> dict[str, ActualTaskDefinition]:
+    """One DescribeTaskDefinition per family (ECS has no batch form), a few at a time."""
     ecs = aws.client("ecs")
-    out = {}
-    for obj in manifest.of("TaskDefinition"):
-        td = latest(ecs, obj.spec.family, owner)
-        if td is None:
-            continue
-        if not td.owned:
-            td.owned = _owned_earlier(ecs, td, owner)
-        if obj.spec.keepRevisions:
-            _revisions(ecs, td, obj.spec.keepRevisions, owner)
-        out[td.family] = td
-    return out
+    in_use = in_use or InUse(aws)
+    with ThreadPoolExecutor(READ_WORKERS) as pool:
+        found = pool.map(lambda obj: _read_family(ecs, obj, owner, in_use), manifest.of("TaskDefinition"))
+        return {td.family: td for td in found if td is not None}
+
+
+def _read_family(ecs: Any, obj: Any, owner: str, in_use: InUse) -> ActualTaskDefinition | None:
+    td = latest(ecs, obj.spec.family, owner)
+    if td is None:
+        return None
+    if not td.owned:
+        td.owned = _owned_earlier(ecs, td, owner)
+    if obj.spec.keepRevisions:
+        _revisions(ecs, td, obj.spec.keepRevisions, owner, in_use)
+    return td
 
 
 def latest(ecs: Any, family_or_arn: str, owner: str) -> ActualTaskDefinition | None:
@@ -44,7 +54,8 @@ def _owned_earlier(ecs: Any, td: ActualTaskDefinition, owner: str, look_back: in
 
     Read only when the latest revision lacks our tag, and at most ``look_back`` revisions deep.
     """
-    for rev in active_revisions(ecs, td.family)[1:look_back + 1]:
+    td.active = active_revisions(ecs, td.family)  # kept: keepRevisions needs the same list
+    for rev in td.active[1:look_back + 1]:
         earlier = latest(ecs, f"{td.family}:{rev}", owner)
         if earlier is not None and earlier.owned:
             return True
@@ -63,9 +74,10 @@ def active_revisions(ecs: Any, family: str) -> list[int]:
     return sorted(revisions, reverse=True)
 
 
-def _revisions(ecs: Any, td: ActualTaskDefinition, keep: int, owner: str) -> None:
-    """Ownership is read only for the revisions that keepRevisions could deregister."""
-    td.active = active_revisions(ecs, td.family)
+def _revisions(ecs: Any, td: ActualTaskDefinition, keep: int, owner: str, in_use: InUse) -> None:
+    """Ownership is read only for the revisions that keepRevisions could deregister; a revision that
+    an ECS service uses is never one of them (``owned_revisions`` leaves it out)."""
+    td.active = td.active or active_revisions(ecs, td.family)
     if td.owned:
         td.owned_revisions.add(td.revision)
     for rev in td.active[max(keep - 1, 0):]:
@@ -74,3 +86,5 @@ def _revisions(ecs: Any, td: ActualTaskDefinition, keep: int, owner: str) -> Non
         other = latest(ecs, f"{td.family}:{rev}", owner)
         if other is not None and other.owned:
             td.owned_revisions.add(rev)
+    if td.owned_revisions & set(td.active[max(keep - 1, 0):]):  # the newest too: a new revision pushes it out
+        td.owned_revisions -= in_use.revisions(td.family)

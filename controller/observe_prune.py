@@ -11,6 +11,7 @@ from typing import Any
 from controller import desired as d
 from controller.arns import parse_value_from
 from controller.aws import Aws
+from controller.inuse import InUse
 from controller.manifest import Manifest
 from controller.observe import _describe, _parameter, _tag_filter
 from controller.observe_ecs import active_revisions
@@ -18,7 +19,8 @@ from controller.secretrefs import secret_uses
 from controller.state import Actual, ActualRole, PruneCandidates
 
 
-def read_prune_candidates(aws: Aws, manifest: Manifest, actual: Actual, owner: str) -> PruneCandidates:
+def read_prune_candidates(aws: Aws, manifest: Manifest, actual: Actual, owner: str,
+                          in_use: InUse | None = None) -> PruneCandidates:
     out = PruneCandidates()
     declared = d.declared_parameters(manifest, aws.region)
     filters = [_tag_filter(d.OWNER_TAG, owner), _tag_filter(d.DELETION_TAG, "Delete")]
@@ -27,7 +29,8 @@ def read_prune_candidates(aws: Aws, manifest: Manifest, actual: Actual, owner: s
             if (region, meta["Name"]) not in declared:
                 out.parameters.append(_parameter(meta, region, True, None))
     out.roles = _roles(aws.client("iam"), {o.spec.roleName for o in manifest.of("ExecutionRole")}, owner)
-    out.task_definitions = _families(aws, {o.spec.family for o in manifest.of("TaskDefinition")}, owner)
+    out.task_definitions = _families(aws, {o.spec.family for o in manifest.of("TaskDefinition")}, owner,
+                                     in_use or InUse(aws))
     if out.parameters:
         out.referenced = _referenced(aws.client("ecs"), aws.region)
     return out
@@ -56,7 +59,8 @@ def _role(iam: Any, role: dict, tags: dict) -> ActualRole:
     return actual
 
 
-def _families(aws: Aws, declared: set[str], owner: str) -> dict[str, list[int]]:
+def _families(aws: Aws, declared: set[str], owner: str, in_use: InUse) -> dict[str, list[int]]:
+    """Owned ACTIVE revisions of families that left the manifests, except those an ECS service uses."""
     tagging = aws.client("resourcegroupstaggingapi")
     tagged: dict[str, set[int]] = {}
     pages = tagging.get_paginator("get_resources").paginate(
@@ -70,7 +74,8 @@ def _families(aws: Aws, declared: set[str], owner: str) -> dict[str, list[int]]:
     ecs = aws.client("ecs")
     out = {}
     for family, revisions in sorted(tagged.items()):
-        active = sorted(set(active_revisions(ecs, family)) & revisions)
+        active = set(active_revisions(ecs, family)) & revisions
+        active = sorted(active - in_use.revisions(family)) if active else []
         if active:
             out[family] = active
     return out

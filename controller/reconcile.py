@@ -7,14 +7,15 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from controller import manifest as manifests, values as values_
+from controller import desired as d, manifest as manifests, values as values_
 from controller.apply import Outcome, Report, apply
 from controller.aws import Aws
 from controller.diff import make_plan
 from controller.manifest import Manifest
 from controller.observe import observe
-from controller.plan import Plan
-from controller.problems import CheckError, ManifestError
+from controller.models import DEFAULT_KMS_KEY
+from controller.plan import Blocker, Plan, block_dependents
+from controller.problems import CheckError, ManifestError, Problem
 from controller.prune import plan_prune
 from controller.sensitive import Sensitive
 from controller.state import Actual
@@ -29,6 +30,8 @@ class Settings:
     max_deletions: int = 10
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     fill_missing_values: bool = False   # the sandbox invents values for unset variables and files
+    isolate: bool = False               # the daemon: a value problem blocks its object, not the whole run
+    clusters: tuple[str, ...] = ()      # ECS clusters whose services' revisions are never deregistered; (): all
 
 
 @dataclass
@@ -42,23 +45,65 @@ def load(path: str, aws: Aws) -> Manifest:
     return manifests.load(path, region=aws.region)
 
 
-def resolve_values(manifest: Manifest, settings: Settings) -> dict[str, Sensitive]:
+def resolve_values(manifest: Manifest, settings: Settings) -> tuple[dict[str, Sensitive], list[Problem]]:
     found, problems = values_.resolve(manifest, settings.environ)
     if problems and settings.fill_missing_values:
         from controller.sandbox import fill_values
         found, problems = fill_values(manifest, found, problems)
-    if problems:
+    if problems and not settings.isolate:
         raise ManifestError(problems)
-    return found
+    return found, problems
 
 
 def make(aws: Aws, manifest: Manifest, settings: Settings) -> Result:
     """Observe and plan; no writes."""
-    values = resolve_values(manifest, settings)
-    actual = observe(aws, manifest, settings.owner, prune=settings.prune)
+    values, problems = resolve_values(manifest, settings)
+    actual = observe(aws, manifest, settings.owner, prune=settings.prune, clusters=settings.clusters)
     prune_changes = plan_prune(manifest, actual, settings.max_deletions) if settings.prune else []
     plan = make_plan(manifest, actual, values, settings.owner, prune_changes)
-    return Result(plan, actual)
+    reasons = {p.obj: str(p) for p in problems if p.obj}
+    reasons.update(unreadable(actual))
+    reasons.update(underivable_roles(manifest, actual))
+    return Result(block(plan, reasons), actual)
+
+
+def unreadable(actual: Actual) -> dict[str, str]:
+    """Objects observe could not read (access denied on one role, say): each blocks only itself."""
+    return {key[1]: reason for key, reason in actual.missing.items() if key[0] == "read"}
+
+
+def underivable_roles(manifest: Manifest, actual: Actual) -> dict[str, str]:
+    """A role whose policy names a key or secret that could not be read keeps its current policy:
+    derived without them, it would drop a grant that running tasks still need."""
+    out: dict[str, str] = {}
+    ctx, declared = actual.ctx, d.declared_parameters(manifest, actual.ctx.region)
+    for td in manifest.of("TaskDefinition"):
+        role = d.execution_role(manifest, td)
+        for ref in d.references(td) if role is not None else ():
+            region = ref.region or ctx.region
+            obj = declared.get((region, ref.name))
+            key = (obj.spec.kmsKeyId or DEFAULT_KMS_KEY) if obj else ctx.param_keys.get((region, ref.name))
+            secret_key = ctx.secret_keys.get(ctx.secret_arns.get((region, ref.secret_id), "")) if ref.secret_id else None
+            for missing in (("kms", region, key), ("secret", region, ref.secret_id), ("kms", region, secret_key)):
+                if missing in actual.missing:
+                    out.setdefault(role.ref, f"blocked: its policy needs what cannot be read: {actual.missing[missing]}")
+    return out
+
+
+def block(plan: Plan, reasons: dict[str, str]) -> Plan:
+    """Turn the changes of these objects into blockers, with every change that depends on them."""
+    known = {b.ref for b in plan.blockers}
+    blockers = list(plan.blockers) + [Blocker(ref, why) for ref, why in sorted(reasons.items()) if ref not in known]
+    if len(blockers) == len(plan.blockers):
+        return plan
+    dependents: dict[str, list[str]] = {}
+    for change in plan.changes:
+        for dep in change.depends_on:
+            dependents.setdefault(dep, []).append(change.ref)
+    changes = list(plan.changes)
+    block_dependents(changes, blockers, dependents)
+    blocked = {b.ref for b in blockers}
+    return Plan(tuple(changes), tuple(blockers), tuple(r for r in plan.in_sync if r not in blocked))
 
 
 def check(plan: Plan) -> None:

@@ -17,6 +17,7 @@ MAX_DEPTH = 50
 MAX_NODES = 200_000
 
 Path = tuple  # of str | int
+_STANDARD_TAGS = ("tag:yaml.org,2002:",)   # !!str, !!int, !!map...; never !!python/... or a local !tag
 
 
 class YamlProblem(Exception):
@@ -54,8 +55,12 @@ def decode(raw: bytes) -> str:
                                 "save the file as UTF-8") from None
 
 
+# libyaml's parser when PyYAML has it: ten times faster, same nodes and marks (validate of 1,000 objects < 1 s)
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_documents(text: str) -> list[YamlDocument]:
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     docs: list[YamlDocument] = []
     try:
         while loader.check_node():
@@ -68,6 +73,8 @@ def load_documents(text: str) -> list[YamlDocument]:
         raise YamlProblem(mark.line + 1 if mark else 1, f"YAML does not parse: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise YamlProblem(1, f"YAML does not parse: {exc}") from None
+    except RecursionError:  # PyYAML's pure-Python composer recurses before our depth limit can see it
+        raise YamlProblem(1, f"nested deeper than {MAX_DEPTH} levels; flatten the document") from None
     finally:
         loader.dispose()
     return docs
@@ -88,6 +95,8 @@ class _Builder:
         if depth > MAX_DEPTH:
             raise YamlProblem(line, f"nested deeper than {MAX_DEPTH} levels; flatten the document")
         self.lines[path] = line
+        if not node.tag.startswith(_STANDARD_TAGS):
+            raise YamlProblem(line, f"unsupported YAML tag {node.tag!r}; manifests use plain YAML — remove it")
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
