@@ -19,7 +19,7 @@ from typing import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from controller.aws import Aws
+from controller.aws import Aws, error_code
 from controller.plan import Change, Plan
 from controller.sensitive import scrub
 from controller.writers import WRITERS
@@ -33,6 +33,7 @@ class Outcome:
     change: Change
     result: str                 # applied | failed | blocked | skipped
     error: str | None = None
+    code: str | None = None     # the AWS error code of a failed write
 
 
 @dataclass
@@ -138,7 +139,7 @@ def _write(aws: Aws, change: Change) -> Outcome:
         message = scrub(str(exc))
         log.error("%s %s failed: %s", change.action, change.ref, message,
                   extra={"object": change.ref, "action": change.action})
-        return Outcome(change, "failed", message)
+        return Outcome(change, "failed", message, error_code(exc))
     return Outcome(change, "applied")
 
 

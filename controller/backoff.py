@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,17 +29,8 @@ TERMINAL_CODES = frozenset({
     "InvalidKeyId", "InvalidAllowedPatternException", "IncompatiblePolicyException", "PolicyNotAttachable",
     "NotFoundException", "DisabledException", "KMSInvalidStateException", "UnmodifiableEntity",
 })
-_CODE = re.compile(r"An error occurred \(([^)]+)\)")
-
-
-def error_code_of(message: str | None) -> str | None:
-    """The AWS error code in a botocore ClientError message ("An error occurred (Code) when ...")."""
-    found = _CODE.search(message or "")
-    return found.group(1) if found else None
-
-
-def is_terminal(message: str | None) -> bool:
-    code = error_code_of(message)
+def is_terminal(code: str | None) -> bool:
+    """The daemon's sense of terminal: a known error that only a person can heal. An unknown one backs off."""
     return code in TERMINAL_CODES
 
 

@@ -91,6 +91,7 @@ class Grants:
     parameters: set[str] = field(default_factory=set)
     secrets: set[str] = field(default_factory=set)
     keys: set[str] = field(default_factory=set)
+    lookups: set[tuple[str, str, str]] = field(default_factory=set)   # ("kms"|"secret", region, id) it relied on
 
     def document(self) -> dict | None:
         return policy.derive(self.parameters, self.secrets, self.keys)
@@ -126,6 +127,7 @@ def _grant(grants: Grants, ref: Reference, declared: dict, ctx: Context) -> None
         key = (obj.spec.kmsKeyId or DEFAULT_KMS_KEY) if obj else ctx.param_keys.get((region, ref.name))
         _grant_key(grants, region, key, ctx)
     if secret is not None:
+        grants.lookups.add(("secret", region, secret))
         secret_arn = ctx.secret_arns.get((region, secret), secret)
         grants.secrets.add(secret_arn)
         _grant_key(grants, region, ctx.secret_keys.get(secret_arn), ctx)
@@ -134,6 +136,7 @@ def _grant(grants: Grants, ref: Reference, declared: dict, ctx: Context) -> None
 def _grant_key(grants: Grants, region: str, key: str | None, ctx: Context) -> None:
     if is_aws_managed_key(key):
         return
+    grants.lookups.add(("kms", region, key))
     arn = ctx.key_arns.get((region, key), key)
     if arn:
         grants.keys.add(arn)

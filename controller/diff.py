@@ -23,7 +23,7 @@ def make_plan(manifest: Manifest, actual: Actual, values: dict[str, Sensitive], 
         try:
             change = _DIFF[obj.kind](manifest, obj, actual, values, owner)
         except Blocked as exc:
-            blockers.append(Blocker(obj.ref, str(exc), exc.terminal))
+            blockers.append(Blocker(obj.ref, str(exc), exc.terminal, exc.dependent))
             continue
         (changes.append(change) if change else in_sync.append(obj.ref))
     dependents = _dependents(manifest, actual.ctx.region)
@@ -38,9 +38,9 @@ def make_plan(manifest: Manifest, actual: Actual, values: dict[str, Sensitive], 
 
 
 class Blocked(Exception):
-    def __init__(self, reason: str, terminal: bool = True) -> None:
+    def __init__(self, reason: str, terminal: bool = True, dependent: bool = False) -> None:
         super().__init__(reason)
-        self.terminal = terminal
+        self.terminal, self.dependent = terminal, dependent
 
 
 def _dependents(manifest: Manifest, region: str) -> dict[str, list[str]]:
@@ -143,7 +143,12 @@ def _same_key(actual: Actual, region: str, wanted: str, current: str | None) -> 
 
 def _role(manifest: Manifest, obj: Obj, actual: Actual, values: dict, owner: str) -> Change | None:
     spec, ctx = obj.spec, actual.ctx
-    inline = d.grants_for(manifest, obj, ctx).document()
+    grants = d.grants_for(manifest, obj, ctx)
+    for lookup in sorted(grants.lookups & actual.missing.keys()):
+        # derived without it, the policy would drop a grant that running tasks still need
+        raise Blocked(f"its policy needs what cannot be read: {actual.missing[lookup]}", terminal=False,
+                      dependent=True)
+    inline = grants.document()
     problems = list(checks.policy_size_problems(obj, inline))
     if problems:
         raise Blocked(problems[0].message)

@@ -42,6 +42,7 @@ class Blocker:
     ref: str
     reason: str
     terminal: bool = True            # waiting will not heal it (ownership, a missing key)
+    dependent: bool = False          # blocked only because something it depends on is
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,6 @@ def block_dependents(changes: list[Change], blockers: list[Blocker], dependents:
         for dep in dependents.get(ref, []):
             if dep not in blocked:
                 blocked.add(dep)
-                blockers.append(Blocker(dep, f"blocked: depends on {ref}", terminal=False))
+                blockers.append(Blocker(dep, f"depends on {ref}", terminal=False, dependent=True))
                 frontier.append(dep)
     changes[:] = [c for c in changes if c.ref not in blocked]

@@ -7,13 +7,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from controller import desired as d, manifest as manifests, values as values_
+from controller import manifest as manifests, values as values_
 from controller.apply import Outcome, Report, apply
 from controller.aws import Aws
 from controller.diff import make_plan
 from controller.manifest import Manifest
 from controller.observe import observe
-from controller.models import DEFAULT_KMS_KEY
 from controller.plan import Blocker, Plan, block_dependents
 from controller.problems import CheckError, ManifestError, Problem
 from controller.prune import plan_prune
@@ -63,31 +62,12 @@ def make(aws: Aws, manifest: Manifest, settings: Settings) -> Result:
     plan = make_plan(manifest, actual, values, settings.owner, prune_changes)
     reasons = {p.obj: str(p) for p in problems if p.obj}
     reasons.update(unreadable(actual))
-    reasons.update(underivable_roles(manifest, actual))
     return Result(block(plan, reasons), actual)
 
 
 def unreadable(actual: Actual) -> dict[str, str]:
     """Objects observe could not read (access denied on one role, say): each blocks only itself."""
     return {key[1]: reason for key, reason in actual.missing.items() if key[0] == "read"}
-
-
-def underivable_roles(manifest: Manifest, actual: Actual) -> dict[str, str]:
-    """A role whose policy names a key or secret that could not be read keeps its current policy:
-    derived without them, it would drop a grant that running tasks still need."""
-    out: dict[str, str] = {}
-    ctx, declared = actual.ctx, d.declared_parameters(manifest, actual.ctx.region)
-    for td in manifest.of("TaskDefinition"):
-        role = d.execution_role(manifest, td)
-        for ref in d.references(td) if role is not None else ():
-            region = ref.region or ctx.region
-            obj = declared.get((region, ref.name))
-            key = (obj.spec.kmsKeyId or DEFAULT_KMS_KEY) if obj else ctx.param_keys.get((region, ref.name))
-            secret_key = ctx.secret_keys.get(ctx.secret_arns.get((region, ref.secret_id), "")) if ref.secret_id else None
-            for missing in (("kms", region, key), ("secret", region, ref.secret_id), ("kms", region, secret_key)):
-                if missing in actual.missing:
-                    out.setdefault(role.ref, f"blocked: its policy needs what cannot be read: {actual.missing[missing]}")
-    return out
 
 
 def block(plan: Plan, reasons: dict[str, str]) -> Plan:

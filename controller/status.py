@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from controller.apply import Report
+from controller.apply import Outcome, Report
 from controller.backoff import Backoff, is_terminal
 from controller.manifest import Manifest
 from controller.plan import Change, Plan
 
 log = logging.getLogger("ecs_secrets.status")
-DEPENDENT = "blocked:"   # the plan's prefix for an object blocked by another one
 
 
 def iso(wall: float | None) -> str | None:
@@ -63,23 +62,22 @@ class Table:
             if b.ref in p.gated:
                 self._set(b.ref, "error", wall)              # keeps the error that started the backoff
             else:
-                dependent = b.reason.startswith(DEPENDENT)
-                self._set(b.ref, "blocked" if dependent else "error", wall, b.reason.removeprefix(DEPENDENT).strip())
+                self._set(b.ref, "blocked" if b.dependent else "error", wall, b.reason)
         changes = {c.ref: c for c in p.plan.changes}
         if p.report is None:
             for c in p.plan.changes:
                 self._set(c.ref, "drifted", wall, pending=_paths(c))
         else:
             for o in p.report.outcomes:
-                self._outcome(o.change, o.result, o.error, p, backoff, mono, wall)
+                self._outcome(o, p, backoff, mono, wall)
         missing = set(self.objects) - set(p.plan.in_sync) - {b.ref for b in p.plan.blockers} - set(changes)
         for ref in missing:       # cannot happen with today's plan; never report it as fine
             self._set(ref, "error", wall, "not planned")
         bad = any(s.state in ("error", "blocked") for s in self.objects.values())
         return "partial" if bad else "success"
 
-    def _outcome(self, change: Change, result: str, error: str | None, p: Pass, backoff: Backoff,
-                 mono: float, wall: float) -> None:
+    def _outcome(self, outcome: Outcome, p: Pass, backoff: Backoff, mono: float, wall: float) -> None:
+        change, result, error = outcome.change, outcome.result, outcome.error
         if change.ref not in self.objects:
             return  # a prune of an object that left the manifests: counted in metrics, not tracked
         if result == "applied":
@@ -87,7 +85,7 @@ class Table:
             self.objects[change.ref].last_change = {"action": change.action, "at": iso(wall)}
             backoff.reset(change.ref)
         elif result == "failed":
-            entry = backoff.failed(change.ref, p.fingerprints.get(change.ref, ""), is_terminal(error), mono)
+            entry = backoff.failed(change.ref, p.fingerprints.get(change.ref, ""), is_terminal(outcome.code), mono)
             when = "when the manifest or the object changes" if entry.retry_at is None else \
                 f"in {entry.retry_at - mono:.0f}s"
             self._set(change.ref, "error", wall, f"{error} (attempt {entry.failures}; retry {when})", _paths(change))
