@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -39,11 +40,19 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class CountingMiddleware:
-    """Count each request by (service, operation), then hand it on unchanged."""
+    """Count each request by (service, operation), then hand it on unchanged.
+
+    moto's backends are not thread-safe (a listing that runs while another request adds a role or a
+    parameter fails with "dictionary changed size during iteration", a 500 that clients retry), so
+    requests are answered one at a time; moto holds the GIL while it works anyway. ``seconds`` is then
+    moto's own busy time per action.
+    """
 
     def __init__(self, app: WsgiApp) -> None:
         self.app = app
+        self._serve = threading.Lock()
         self.calls: Counter[tuple[str, str]] = Counter()
+        self.seconds: Counter[tuple[str, str]] = Counter()   # time moto spent answering, by action
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -52,18 +61,29 @@ class CountingMiddleware:
             environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""),
             EnvironHeaders(environ), body, environ.get("QUERY_STRING", ""),
         )
-        if op.service != "moto-api":  # resets and moto's dashboard are ours, not the product's
-            with self._lock:
-                self.calls[(op.service, op.operation)] += 1
-        return self.app(environ, start_response)
+        if op.service == "moto-api":  # resets and moto's dashboard are ours, not the product's
+            return self.app(environ, start_response)
+        with self._serve:
+            start = time.perf_counter()
+            reply = list(self.app(environ, start_response))  # moto answers whole bodies: nothing streams
+            busy = time.perf_counter() - start
+        with self._lock:
+            self.calls[(op.service, op.operation)] += 1
+            self.seconds[(op.service, op.operation)] += busy
+        return reply
 
     def snapshot(self) -> dict[tuple[str, str], int]:
         with self._lock:
             return dict(self.calls)
 
+    def time_snapshot(self) -> dict[tuple[str, str], float]:
+        with self._lock:
+            return dict(self.seconds)
+
     def clear(self) -> None:
         with self._lock:
             self.calls.clear()
+            self.seconds.clear()
 
 
 class CountingServer:
@@ -109,6 +129,10 @@ class CountingServer:
         """Calls served since the last ``reset_counts()``, by (service, operation)."""
         return self.middleware.snapshot()
 
+    def server_seconds(self) -> dict[tuple[str, str], float]:
+        """Wall seconds moto spent answering each action since the last ``reset_counts()``."""
+        return self.middleware.time_snapshot()
+
     def writes(self) -> int:
         return count_writes(self.counts().items())
 
@@ -143,8 +167,6 @@ def _take_body(environ: dict[str, Any]) -> bytes:
 
 
 if __name__ == "__main__":
-    import time
-
     with CountingServer(int(sys.argv[1]) if len(sys.argv) > 1 else 0) as running:
         print(running.url, flush=True)  # noqa: T201 - a manual tool
         try:

@@ -208,11 +208,12 @@ class _Values:
     def __enter__(self) -> _Values:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type | None, *_: object) -> None:
         try:
-            self._send()
-            for future in self._futures:
-                self.found.update(future.result())
+            if exc_type is None:   # after a failed listing, its error is the one to report
+                self._send()
+                for future in self._futures:
+                    self.found.update(future.result())
         finally:
             self._pool.shutdown(cancel_futures=True)
 
