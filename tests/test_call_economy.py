@@ -4,7 +4,6 @@ attempt takes a token from its API's bucket. The benchmark itself runs from ``py
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -22,6 +21,7 @@ os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")  # as awsserver.
 from awsops import is_write  # noqa: E402
 from awsserver import TEST_ENV, UNSET_ENV  # noqa: E402
 from bench import model  # noqa: E402
+from recording import Call, RecordingAws  # noqa: E402
 from bench.countingserver import CountingServer  # noqa: E402
 from bench.workload import Workload  # noqa: E402
 from controller import apply as apply_, ratelimit, reconcile  # noqa: E402
@@ -29,38 +29,6 @@ from controller.aws import Aws  # noqa: E402
 from controller.plan import Blocker, Change, Plan  # noqa: E402
 
 N = 50   # R = 5 roles: enough for the account-wide role listing
-
-
-class Call(NamedTuple):
-    service: str
-    operation: str
-    params: str   # JSON, sorted keys; a PutParameter's Value is left out
-
-
-class RecordingAws(Aws):
-    """Aws whose clients record each API call at ``before-call``, with its parameters."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.recorded: list[Call] = []
-        self._hooked: set[int] = set()
-        self._record_lock = threading.Lock()
-
-    def client(self, *args: Any, **kwargs: Any) -> Any:
-        client = super().client(*args, **kwargs)
-        if id(client) not in self._hooked:
-            self._hooked.add(id(client))
-            client.meta.events.register("before-parameter-build", self._params)
-            client.meta.events.register("before-call", self._before_call)
-        return client
-
-    def _params(self, params: dict, model: Any, context: dict, **_: Any) -> None:
-        kept = json.dumps({k: v for k, v in params.items() if k != "Value"}, sort_keys=True, default=str)
-        context["recorded"] = Call(model.service_model.service_name, model.name, kept)
-
-    def _before_call(self, context: dict, **_: Any) -> None:
-        with self._record_lock:
-            self.recorded.append(context["recorded"])
 
 
 @pytest.fixture(scope="module")
@@ -114,13 +82,13 @@ def test_each_phase_within_the_model_no_read_twice_no_read_after_a_write(env, tm
     result = reconcile.make(noop, reconcile.load(str(work.manifests), noop), reconcile.Settings())
     assert result.plan.changes == () and not result.plan.blockers
     _within(by_action(noop.recorded), model.noop(N, model.MOTO))
-    assert [c for c, k in Counter(noop.recorded).items() if k > 1] == []  # each read once
+    assert [c for c, k in Counter(c.key() for c in noop.recorded).items() if k > 1] == []  # each read once
     assert sum(noop.calls.values()) == len(noop.recorded) == sum(env.counts().values()) - _before(env, cold)
 
     work.update()
     update, observed, applied = converge(RecordingAws(), work.manifests)
     assert sorted(c.ref for c in update.plan.changes) == ["Parameter/app0-db-password", "TaskDefinition/bench-app0"]
-    assert [(c.service, c.operation) for c in sorted(applied)] == [("ecs", "RegisterTaskDefinition"),
+    assert [(c.service, c.operation) for c in sorted(applied, key=Call.key)] == [("ecs", "RegisterTaskDefinition"),
                                                                    ("ssm", "PutParameter")]
     _within(by_action(observed + applied), model.update(N, model.MOTO))
 
@@ -143,7 +111,7 @@ def _in_dependency_order(applied: list[Call]) -> None:
     """Each RegisterTaskDefinition comes after its role's writes and its 10 parameters."""
     seen: set[str] = set()
     for call in applied:
-        params = json.loads(call.params)
+        params = call.params
         if call.operation == "PutParameter":
             seen.add(params["Name"])
         elif call.service == "iam":

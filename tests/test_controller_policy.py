@@ -26,7 +26,7 @@ import pytest
 
 from awsserver import TEST_ENV
 from controller import permissions, reconcile
-from controller.aws import Aws
+from recording import Call, RecordingAws
 from controller.cli import main
 from controller.iam_eval import Decision, NamedPolicy, Request, evaluate
 from controller.manifest import load
@@ -44,43 +44,6 @@ AWS_MANAGED_KEY = "alias/aws/ssm"   # its key policy lets every principal of the
 
 
 # --- recording ----------------------------------------------------------------------------------
-
-@dataclass
-class Call:
-    service: str
-    operation: str
-    params: dict                        # the API parameters, without any secret value
-    result_arn: str | None = None       # RegisterTaskDefinition: the revision it made
-
-
-class RecordingAws(Aws):
-    """Aws whose clients record each API call once, at ``before-call``, with its parameters."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.recorded: list[Call] = []
-        self._hooked: set[int] = set()
-
-    def client(self, *args: Any, **kwargs: Any) -> Any:
-        client = super().client(*args, **kwargs)
-        if id(client) not in self._hooked:
-            self._hooked.add(id(client))
-            client.meta.events.register("before-parameter-build", self._params)
-            client.meta.events.register("before-call", self._before_call)
-            client.meta.events.register("after-call", self._after_call)
-        return client
-
-    def _params(self, params: dict, model: Any, context: dict, **_: Any) -> None:
-        kept = {k: v for k, v in params.items() if k != "Value"}   # PutParameter's value stays out
-        context["recorded"] = Call(model.service_model.service_name, model.name, kept)
-
-    def _before_call(self, context: dict, **_: Any) -> None:
-        self.recorded.append(context["recorded"])
-
-    def _after_call(self, parsed: dict, model: Any, context: dict, **_: Any) -> None:
-        if model.name == "RegisterTaskDefinition" and "taskDefinition" in parsed:
-            context["recorded"].result_arn = parsed["taskDefinition"]["taskDefinitionArn"]
-
 
 # --- what AWS knows at the time of a call (read with clients that record nothing) -------------------
 
