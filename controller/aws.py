@@ -59,7 +59,7 @@ class Aws:
                                              config=config)
                 client.meta.events.register("before-send", partial(self._throttle, service))
                 client.meta.events.register("after-call", self._after_call)
-                client.meta.events.register("after-call-error", self._after_call_error)
+                client.meta.events.register("after-call-error", partial(self._after_call_error, service))
                 self._clients[key] = client
             return self._clients[key]
 
@@ -70,10 +70,10 @@ class Aws:
         code = parsed.get("Error", {}).get("Code") if http_response.status_code >= 300 else None
         self._count(model.service_model.service_name, model.name, code or "success")
 
-    def _after_call_error(self, exception: BaseException, event_name: str, **_: Any) -> None:
-        # botocore passes no model here: the event is "after-call-error.<service-id>.<Operation>"
-        _, service, operation = event_name.split(".", 2)
-        self._count(service, operation, type(exception).__name__)
+    def _after_call_error(self, service: str, exception: BaseException, event_name: str, **_: Any) -> None:
+        # botocore passes no model here: the event is "after-call-error.<service-id>.<Operation>", and a
+        # service id ("secrets-manager") is not the service name the other calls are counted under
+        self._count(service, event_name.rsplit(".", 1)[-1], type(exception).__name__)
 
     def _count(self, service: str, operation: str, outcome: str) -> None:
         with self._lock:
