@@ -70,7 +70,10 @@ def load_documents(text: str) -> list[YamlDocument]:
             docs.append(YamlDocument(data, node.start_mark.line + 1, builder.lines))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise YamlProblem(mark.line + 1 if mark else 1, f"YAML does not parse: {exc.problem or exc}") from None
+        line = mark.line + 1 if mark else 1
+        if "nesting depth" in str(exc.problem):  # newer libyaml (PyYAML >= 6.0.4) stops deep nesting itself
+            raise YamlProblem(line, f"nested deeper than {MAX_DEPTH} levels; flatten the document") from None
+        raise YamlProblem(line, f"YAML does not parse: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise YamlProblem(1, f"YAML does not parse: {exc}") from None
     except RecursionError:  # PyYAML's pure-Python composer recurses before our depth limit can see it
