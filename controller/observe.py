@@ -116,13 +116,13 @@ def _read_parameters(aws: Aws, region: str, n: RegionNeeds, owner: str) -> tuple
         in_sync = _owned_in_sync(ssm, n, owner, values.want)
         rest = sorted((set(n.declared) | n.undeclared) - set(in_sync))
         existing = {p["Name"]: p for batch in chunks(rest, 50)
-                    for p in _describe(ssm, [{"Key": "Name", "Option": "Equals", "Values": batch}])}
+                    for p in describe_parameters(ssm, [{"Key": "Name", "Option": "Equals", "Values": batch}])}
         values.want(existing)
         declared_rest = sorted(name for name in existing if name in n.declared and n.declared[name].spec.value is not None)
-        owned = set(in_sync) | {p["Name"] for batch in chunks(declared_rest, 50) for p in _describe(
-            ssm, [_tag_filter(d.OWNER_TAG, owner), {"Key": "Name", "Option": "Equals", "Values": batch}])}
+        owned = set(in_sync) | {p["Name"] for batch in chunks(declared_rest, 50) for p in describe_parameters(
+            ssm, [tag_filter(d.OWNER_TAG, owner), {"Key": "Name", "Option": "Equals", "Values": batch}])}
     metas = {**existing, **in_sync}
-    found = [_parameter(m, region, name in owned, values.get(name), tags_in_sync=name in in_sync or name not in owned)
+    found = [actual_parameter(m, region, name in owned, values.get(name), tags_in_sync=name in in_sync or name not in owned)
              for name, m in metas.items()]
     missing = {("ssm", region, name): f"SSM parameter {name} does not exist in {region}; create it or "
                "declare it as a Parameter with a value" for name in sorted(set(n.undeclared) | _unvalued(n))
@@ -140,7 +140,7 @@ def _owned_in_sync(ssm: Any, n: RegionNeeds, owner: str, seen: Callable[[Iterabl
         groups.setdefault(pairs, set()).add(name)
     found = {}
     for pairs, names in sorted(groups.items()):
-        for page in _pages(ssm, [_tag_filter(k, v) for k, v in pairs]):
+        for page in _pages(ssm, [tag_filter(k, v) for k, v in pairs]):
             mine = {p["Name"]: p for p in page if p["Name"] in names}
             found.update(mine)
             seen(mine)
@@ -156,11 +156,11 @@ def _compares_value(obj: Any) -> bool:
     return v is not None and v.generate is None
 
 
-def _tag_filter(key: str, value: str) -> dict:
+def tag_filter(key: str, value: str) -> dict:
     return {"Key": f"tag:{key}", "Values": [value]}
 
 
-def _describe(ssm: Any, filters: list[dict]) -> Iterable[dict]:
+def describe_parameters(ssm: Any, filters: list[dict]) -> Iterable[dict]:
     for page in _pages(ssm, filters):
         yield from page
 
@@ -218,7 +218,7 @@ class _Values:
             self._pool.shutdown(cancel_futures=True)
 
 
-def _parameter(meta: dict, region: str, owned: bool, value: Sensitive | None,
+def actual_parameter(meta: dict, region: str, owned: bool, value: Sensitive | None,
                tags_in_sync: bool = True) -> ActualParameter:
     return ActualParameter(name=meta["Name"], region=region, type=meta["Type"],
                            key_id=meta.get("KeyId") if meta["Type"] == "SecureString" else None,

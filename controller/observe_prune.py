@@ -13,7 +13,7 @@ from controller.arns import parse_value_from
 from controller.aws import Aws
 from controller.inuse import InUse
 from controller.manifest import Manifest
-from controller.observe import _describe, _parameter, _tag_filter
+from controller.observe import describe_parameters, actual_parameter, tag_filter
 from controller.observe_ecs import active_revisions
 from controller.secretrefs import secret_uses
 from controller.state import Actual, ActualRole, PruneCandidates
@@ -23,11 +23,11 @@ def read_prune_candidates(aws: Aws, manifest: Manifest, actual: Actual, owner: s
                           in_use: InUse | None = None) -> PruneCandidates:
     out = PruneCandidates()
     declared = d.declared_parameters(manifest, aws.region)
-    filters = [_tag_filter(d.OWNER_TAG, owner), _tag_filter(d.DELETION_TAG, "Delete")]
+    filters = [tag_filter(d.OWNER_TAG, owner), tag_filter(d.DELETION_TAG, "Delete")]
     for region in sorted({aws.region} | {r for r, _ in declared}):
-        for meta in _describe(aws.client("ssm", region), filters):
+        for meta in describe_parameters(aws.client("ssm", region), filters):
             if (region, meta["Name"]) not in declared:
-                out.parameters.append(_parameter(meta, region, True, None))
+                out.parameters.append(actual_parameter(meta, region, True, None))
     out.roles = _roles(aws.client("iam"), {o.spec.roleName for o in manifest.of("ExecutionRole")}, owner)
     out.task_definitions = _families(aws, {o.spec.family for o in manifest.of("TaskDefinition")}, owner,
                                      in_use or InUse(aws))

@@ -56,7 +56,7 @@ class Step:
 
 STEPS: tuple[Step, ...] = (
     Step("observe._account", ("sts:GetCallerIdentity",), "GetCallerIdentityHasNoResourceType", "*"),
-    Step("observe._describe: owned, by name, by tag", ("ssm:DescribeParameters",),
+    Step("observe.describe_parameters: owned, by name, by tag", ("ssm:DescribeParameters",),
          "DescribeParametersSupportsOnlyAllResources", "*"),
     Step("observe._values: values to compare", ("ssm:GetParameters",), "CompareParameterValues", "compared_parameters"),
     Step("writers._value: a generated value rewritten with new fields; idempotency: read back after an "
