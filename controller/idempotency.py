@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from controller import ops, policy, retry
 from controller.aws import error_code
 from controller.desired import OWNER_TAG
+from controller.models import DEFAULT_KMS_KEY
 from controller.sensitive import Sensitive
 from controller.taskdef import normalize
 
@@ -94,7 +95,7 @@ def parameter_landed(aws: Any, op: ops.PutParameter, value: Sensitive) -> bool:
 
 
 def _same_key(aws: Any, op: ops.PutParameter, current: str | None) -> bool:
-    wanted = op.key_id or "alias/aws/ssm"
+    wanted = op.key_id or DEFAULT_KMS_KEY
     if current is None or current == wanted:
         return current == wanted
     kms = aws.client("kms", op.region)

@@ -144,17 +144,3 @@ def normalize(td: Mapping[str, Any]) -> dict[str, Any]:
         containers = [_container(c, network_mode) for c in out["containerDefinitions"]]
         out["containerDefinitions"] = _by_name(containers)
     return out
-
-
-def _ref(container: Mapping[str, Any], item: Mapping[str, Any]) -> tuple[str, str, str]:
-    return (container.get("name", ""), item.get("name", ""), item.get("valueFrom", ""))
-
-
-def secret_refs(td: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """``(container, variable, valueFrom)`` for every container secret, in the order written."""
-    refs: list[tuple[str, str, str]] = []
-    for container in td.get("containerDefinitions") or ():
-        for secret in container.get("secrets") or ():
-            refs.append(_ref(container, secret))
-    return refs
-

@@ -21,8 +21,6 @@ def comparable(body: dict[str, Any], ctx: Context) -> dict[str, Any]:
         log = container.get("logConfiguration") or {}
         for item in log.get("secretOptions", []):
             item["valueFrom"] = _as_name(item["valueFrom"], ctx)
-        if "secrets" in container:
-            container["secrets"] = sorted(container["secrets"], key=lambda s: s.get("name", ""))
     return out
 
 

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from controller import idempotency, ops, retry
 from controller.aws import Aws, error_code
+from controller.models import DEFAULT_KMS_KEY
 from controller.sensitive import Sensitive
 
 _ALPHABET = string.ascii_letters + string.digits + "-_"
@@ -44,7 +45,7 @@ def put_parameter(aws: Aws, op: ops.PutParameter) -> None:
     if op.write_value:
         value = _value(ssm, op)  # once: every re-send carries the same value
         args: dict[str, Any] = {"Name": op.name, "Type": op.type, "Tier": op.tier, "Value": value.reveal()}
-        if op.key_id and op.key_id != "alias/aws/ssm":
+        if op.key_id and op.key_id != DEFAULT_KMS_KEY:
             args["KeyId"] = op.key_id
         if op.description is not None:
             args["Description"] = op.description
@@ -122,8 +123,7 @@ def put_task_definition(aws: Aws, op: ops.PutTaskDefinition) -> None:
                                lambda: idempotency.task_definition_landed(ecs, op))
     elif op.tag_arn:
         retry.call(ecs.tag_resource, resourceArn=op.tag_arn, tags=_tags(op.tags, "key", "value"))
-    for revision in op.deregister:
-        retry.call(ecs.deregister_task_definition, taskDefinition=f"{op.family}:{revision}")
+    deregister_family(aws, ops.DeregisterFamily(op.family, op.deregister))
 
 
 def delete_parameter(aws: Aws, op: ops.DeleteParameter) -> None:

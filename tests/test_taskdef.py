@@ -16,7 +16,8 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from controller.taskdef import RESPONSE_ONLY, normalize, secret_refs
+from controller.secretrefs import secret_uses
+from controller.taskdef import RESPONSE_ONLY, normalize
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CONTROLLER = Path(__file__).parent.parent / "controller"
@@ -364,6 +365,11 @@ def test_response_only_covers_the_ecs_model() -> None:
 
 
 # --- secret_refs -------------------------------------------------------------------------------
+
+
+def secret_refs(td: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Container secrets only (log secretOptions are covered by secret_uses too)."""
+    return [(u.container, u.variable, u.value_from) for u in secret_uses(td) if u.path[2] == "secrets"]
 
 
 def test_secret_refs_in_container_order() -> None:
