@@ -9,7 +9,7 @@ import sys
 from typing import Any, Callable
 
 from controller import __version__
-from controller.problems import ControllerError
+from controller.vocab.problems import ControllerError
 
 log = logging.getLogger("ecs_secrets")
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         _fail(args, "interrupted", None)
         return 130
     except Exception as exc:  # one clear line, not a traceback, unless debugging
-        from controller.aws import error_code
-        from controller.sensitive import scrub
+        from controller.aws.session import error_code
+        from controller.vocab.sensitive import scrub
         _fail(args, f"{error_code(exc)}: {scrub(str(exc))}", exc)
     return EXIT_ERROR
 
@@ -110,9 +110,9 @@ def _fail(args: argparse.Namespace, message: str, exc: BaseException | None) -> 
 
 
 def _aws(args: argparse.Namespace) -> Any:
-    from controller.aws import Aws
+    from controller.aws.session import Aws
     if args.sandbox:
-        from controller import sandbox
+        from controller.sandbox import embedded as sandbox
         args._sandbox = sandbox.start(args.region)
     import os
     flags = getattr(args, "rate_limit", None)  # after ECS_SECRETS_RATE_LIMITS, so that the flags win
@@ -129,7 +129,7 @@ def _region(args: argparse.Namespace) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from controller import manifest
+    from controller.manifests import loader as manifest
     m = manifest.load(args.filename, region=_region(args))
     if args.output == "json":
         print(json.dumps({"valid": True, "objects": [o.ref for o in m.objects]}))
@@ -139,11 +139,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from controller import reconcile, render
+    from controller import reconcile
+    from controller.core import render
     aws = _aws(args)
     manifest = reconcile.load(args.filename, aws)
     if args.sandbox:
-        from controller import sandbox
+        from controller.sandbox import embedded as sandbox
         sandbox.seed(aws, manifest)
     settings = reconcile.Settings(owner=args.owner, prune=args.prune, max_deletions=args.max_deletions,
                                   fill_missing_values=args.sandbox, clusters=tuple(args.cluster))
@@ -163,7 +164,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from controller import verify
+    from controller.verify import command as verify
     if not args.filename and not args.family:
         raise ControllerError("verify needs -f PATH or --family NAME[:REV]")
     aws = _aws(args)
@@ -172,20 +173,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
         from controller import reconcile
         manifest = reconcile.load(args.filename, aws)
         if args.sandbox:
-            from controller import sandbox
+            from controller.sandbox import embedded as sandbox
             sandbox.seed(aws, manifest)
     return verify.command(aws, manifest=manifest, family=args.family, output=args.output,
                           against_aws=args.against == "aws", out=sys.stdout)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from controller.schema import schema
+    from controller.manifests.schema import schema
     print(json.dumps(schema(), indent=2))
     return EXIT_OK
 
 
 def cmd_controller_policy(args: argparse.Namespace) -> int:
-    from controller import manifest, permissions, policy
+    from controller.manifests import loader as manifest
+    from controller.core import permissions
+    from controller.vocab import policy
     region = _region(args)
     m = manifest.load(args.filename, region=region)
     partition, account = _identity(args, region)
@@ -212,7 +215,7 @@ def _identity(args: argparse.Namespace, region: str) -> tuple[str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from controller import daemon
+    from controller.daemon import loop as daemon
     return daemon.run(args, _aws(args))
 
 

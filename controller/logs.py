@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from controller.sensitive import scrub
+from controller.vocab.sensitive import scrub
 
 CONTEXT_FIELDS = ("object", "action", "reconcile_id")
 

@@ -7,17 +7,19 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from controller import manifest as manifests, values as values_
-from controller.apply import Outcome, Report, apply
-from controller.aws import Aws
-from controller.diff import make_plan
-from controller.manifest import Manifest
-from controller.observe import observe
-from controller.plan import Blocker, Plan, block_dependents
-from controller.problems import CheckError, ManifestError, Problem
-from controller.prune import plan_prune
-from controller.sensitive import Sensitive
-from controller.state import Actual
+from controller.manifests import loader as manifests
+
+from controller.core import values as values_
+from controller.aws.apply import Outcome, Report, apply
+from controller.aws.session import Aws
+from controller.core.diff import make_plan
+from controller.manifests.loader import Manifest
+from controller.aws.observe import observe
+from controller.core.plan import Blocker, Plan, block_dependents
+from controller.vocab.problems import CheckError, ManifestError, Problem
+from controller.core.prune import plan_prune
+from controller.vocab.sensitive import Sensitive
+from controller.core.state import Actual
 
 log = logging.getLogger("ecs_secrets.reconcile")
 
@@ -47,7 +49,7 @@ def load(path: str, aws: Aws) -> Manifest:
 def resolve_values(manifest: Manifest, settings: Settings) -> tuple[dict[str, Sensitive], list[Problem]]:
     found, problems = values_.resolve(manifest, settings.environ)
     if problems and settings.fill_missing_values:
-        from controller.sandbox import fill_values
+        from controller.sandbox.embedded import fill_values
         found, problems = fill_values(manifest, found, problems)
     if problems and not settings.isolate:
         raise ManifestError(problems)

@@ -20,7 +20,7 @@ from botocore.retries import standard
 import faultproxy
 from awsops import AwsOp, identify
 from awsserver import TEST_ENV, UNSET_ENV, MotoHandle
-from controller import retry
+from controller.aws import retry
 from controller.cli import main
 
 OWNER_TAG = "ecs-secrets:owner"

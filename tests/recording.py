@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from controller.aws import Aws
+from controller.aws.session import Aws
 
 
 @dataclass

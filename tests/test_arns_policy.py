@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from controller import arns, policy
+from controller.vocab import arns, policy
 
 
 @pytest.mark.parametrize("name, arn", [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.backoff import BASE, CAP, Backoff, fingerprint, is_terminal, wait_seconds
+from controller.daemon.backoff import BASE, CAP, Backoff, fingerprint, is_terminal, wait_seconds
 
 
 @pytest.mark.parametrize("failures", [1, 2, 3, 5, 8, 12, 40])

@@ -24,9 +24,10 @@ from bench import model  # noqa: E402
 from recording import Call, RecordingAws  # noqa: E402
 from bench.countingserver import CountingServer  # noqa: E402
 from bench.workload import Workload  # noqa: E402
-from controller import apply as apply_, ratelimit, reconcile  # noqa: E402
-from controller.aws import Aws  # noqa: E402
-from controller.plan import Blocker, Change, Plan  # noqa: E402
+from controller.aws import apply as apply_, ratelimit  # noqa: E402
+from controller import reconcile
+from controller.aws.session import Aws  # noqa: E402
+from controller.core.plan import Blocker, Change, Plan  # noqa: E402
 
 N = 50   # R = 5 roles: enough for the account-wide role listing
 
@@ -290,8 +291,8 @@ def _detail(name: str) -> dict:
     (ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetAccountAuthorizationDetails"), False),
 ])
 def test_roles_from_one_listing_or_per_role_reads(tmp_path: Path, listing: Any, listed: bool) -> None:
-    from controller import manifest
-    from controller.observe_iam import read_roles
+    from controller.manifests import loader as manifest
+    from controller.aws.observe_iam import read_roles
     m = manifest.load(Workload(40, tmp_path).write().manifests)
     iam = _FakeIam(listing)
     roles, external, missing = read_roles(_FakeAws(iam), m, "ecs-secrets")

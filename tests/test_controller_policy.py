@@ -25,12 +25,13 @@ import boto3
 import pytest
 
 from awsserver import TEST_ENV
-from controller import permissions, reconcile
+from controller.core import permissions
+from controller import reconcile
 from recording import Call, RecordingAws
 from controller.cli import main
-from controller.iam_eval import Decision, NamedPolicy, Request, evaluate
-from controller.manifest import load
-from controller.models import DEFAULT_MANAGED_POLICY
+from controller.verify.iam_eval import Decision, NamedPolicy, Request, evaluate
+from controller.manifests.loader import load
+from controller.manifests.models import DEFAULT_MANAGED_POLICY
 
 pytest.register_assert_rewrite("faultkit")   # as the fault tests do; imported here first, rewritten once
 from faultkit import no_backoff  # noqa: E402,F401 - a fixture
@@ -461,7 +462,7 @@ def test_policy_covers_the_reads_after_ambiguous_writes(aws_env: str, monkeypatc
 
 def test_policy_covers_the_lease(aws_env: str) -> None:
     """Leader election as `run --lease-table` does it: create the table, acquire, renew, watch, release."""
-    from controller.lease import Lease
+    from controller.daemon.lease import Lease
     policy = policy_of(MANIFESTS, lease_table="ecs-secrets-lease")
     aws = RecordingAws(region=REGION)
     leader, follower = (Lease(aws, "ecs-secrets-lease", "ecs-secrets", holder=h) for h in ("a", "b"))

@@ -26,12 +26,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from awsops import WRITE_PREFIXES
 from awsserver import TEST_ENV
-from controller import ops, reconcile, writers
-from controller.aws import Aws
+from controller.core import ops
+from controller import reconcile
+from controller.aws import writers
+from controller.aws.session import Aws
 from controller.cli import main
-from controller.daemon import Daemon
-from controller.metrics import Metrics
-from controller.watch import Watcher
+from controller.daemon.loop import Daemon
+from controller.daemon.metrics import Metrics
+from controller.daemon.watch import Watcher
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC_METRICS = ("ecs_secrets_reconcile_total", "ecs_secrets_reconcile_duration_seconds_bucket",
@@ -482,7 +484,7 @@ def test_an_unreadable_role_or_key_is_a_problem_of_its_users_only(daemon):
 
 
 def test_the_one_shot_stays_all_or_nothing():
-    from controller.problems import ManifestError
+    from controller.vocab.problems import ManifestError
     aws = Aws(region="us-east-1")
     with pytest.raises(ManifestError, match="DB_PASSWORD is not set"):   # before any AWS call
         reconcile.make(aws, reconcile.load(str(REPO / "manifests"), aws), reconcile.Settings(environ={}))

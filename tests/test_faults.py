@@ -196,7 +196,7 @@ def test_terminal_errors_are_not_retried(code: str, bench: Bench, capfd) -> None
 ])
 def test_connection_errors_are_classified(exc: str, ambiguous: bool, retryable: bool) -> None:
     import botocore.exceptions as be
-    from controller import retry
+    from controller.aws import retry
     error = getattr(be, exc)(endpoint_url="http://127.0.0.1:1", error="x")
     assert (retry.is_ambiguous(error), retry.is_retryable(error), retry.is_terminal(error)) == (
         ambiguous, retryable, False)
@@ -217,7 +217,7 @@ def test_connection_errors_are_classified(exc: str, ambiguous: bool, retryable: 
 ])
 def test_aws_errors_are_classified(status: int, code: str, ambiguous: bool, retryable: bool) -> None:
     from botocore.exceptions import ClientError
-    from controller import retry
+    from controller.aws import retry
     error = ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
                         "PutParameter")
     assert (retry.is_ambiguous(error), retry.is_retryable(error)) == (ambiguous, retryable)

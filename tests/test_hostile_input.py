@@ -263,7 +263,7 @@ def test_refused_with_no_write(name: str, counted: FaultProxy, tmp_path: Path, m
 
 def test_pure_python_yaml_refuses_deep_nesting_too(monkeypatch, tmp_path: Path, capfd) -> None:
     """Without libyaml, PyYAML's composer recurses; the refusal is the same."""
-    from controller import yamlload
+    from controller.manifests import yamlload
     monkeypatch.setattr(yamlload, "_Loader", yaml.SafeLoader)
     (tmp_path / "m.yaml").write_text("a: " + "[" * 20000 + "]" * 20000 + "\n")
     run = cli(capfd, "validate", "-f", str(tmp_path / "m.yaml"))

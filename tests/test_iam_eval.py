@@ -1,4 +1,4 @@
-"""Table-driven tests for controller.iam_eval (and controller.iam_conditions behind it).
+"""Table-driven tests for controller.verify.iam_eval (and controller.verify.conditions behind it).
 
 Examples marked "docs" follow AWS's IAM User Guide pages: Policy evaluation logic, Policy evaluation
 for requests within a single account, Permissions boundaries, NotAction, NotResource, Condition
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.iam_conditions import glob_match, wildcard
-from controller.iam_eval import Decision, NamedPolicy, Request, Verdict, evaluate, statements
+from controller.verify.conditions import glob_match, wildcard
+from controller.verify.iam_eval import Decision, NamedPolicy, Request, Verdict, evaluate, statements
 
 ALLOW, XDENY, IDENY, UNKNOWN = (
     Decision.ALLOW,
@@ -426,7 +426,7 @@ def test_pattern_without_wildcards_is_equality(value: str, other: str) -> None:
 
 # --- purity -----------------------------------------------------------------------------------
 
-MODULES = ["controller/iam_eval.py", "controller/iam_conditions.py"]
+MODULES = ["controller/verify/iam_eval.py", "controller/verify/conditions.py"]
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -440,6 +440,6 @@ def test_module_imports_no_aws_client(path: str) -> None:
 
 
 def test_importing_loads_no_aws_client() -> None:
-    code = "import sys, controller.iam_eval; print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
+    code = "import sys, controller.verify.iam_eval; print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -10,8 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from awsserver import TEST_ENV, UNSET_ENV
-from controller.aws import Aws
-from controller.lease import Lease
+from controller.aws.session import Aws
+from controller.daemon.lease import Lease
 
 TABLE = "ecs-secrets-leases"
 

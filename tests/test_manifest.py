@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller import manifest
-from controller.problems import ManifestError
+from controller.manifests import loader as manifest
+from controller.vocab.problems import ManifestError
 
 PARAM = """\
 apiVersion: ecs-secrets/v1

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from controller import permissions
-from controller.iam_eval import Decision, NamedPolicy, Request, evaluate
-from controller.manifest import load
+from controller.core import permissions
+from controller.verify.iam_eval import Decision, NamedPolicy, Request, evaluate
+from controller.manifests.loader import load
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
@@ -204,7 +204,7 @@ spec: {{roleName: role-{i}, managedPolicyArns: []}}""" for i in range(permission
 
 
 def test_many_roles_are_listed_account_wide_and_nothing_attaches_without_managed_policies(tmp_path: Path) -> None:
-    from controller import observe_iam
+    from controller.aws import observe_iam
     assert permissions.LIST_MIN_ROLES == observe_iam.LIST_MIN_ROLES
     (tmp_path / "roles.yaml").write_text(MANY_ROLES)
     s = statements_of(policy_of(tmp_path))

@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from controller import desired as d, manifest, policy, render
-from controller.diff import make_plan
-from controller.sensitive import Sensitive
-from controller.state import Actual, ActualParameter, ActualRole, ActualTaskDefinition
+from controller.core import desired as d, render
+
+from controller.manifests import loader as manifest
+
+from controller.vocab import policy
+from controller.core.diff import make_plan
+from controller.vocab.sensitive import Sensitive
+from controller.core.state import Actual, ActualParameter, ActualRole, ActualTaskDefinition
 
 GOLDEN = Path(__file__).parent / "golden"
 ACCOUNT, REGION = "123456789012", "us-east-1"

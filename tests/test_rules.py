@@ -1,4 +1,4 @@
-"""Table-driven tests of the naming and size rules in controller.rules."""
+"""Table-driven tests of the naming and size rules in controller.manifests.rules."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import re
 import botocore.session
 import pytest
 
-from controller import rules
-from controller.rules import (
+from controller.manifests import rules
+from controller.manifests.rules import (
     check_container_name,
     check_family,
     check_kms_key_id,

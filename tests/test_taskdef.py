@@ -16,8 +16,8 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from controller.secretrefs import secret_uses
-from controller.taskdef import RESPONSE_ONLY, normalize
+from controller.vocab.secretrefs import secret_uses
+from controller.core.taskdef import RESPONSE_ONLY, normalize
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CONTROLLER = Path(__file__).parent.parent / "controller"
@@ -401,7 +401,7 @@ def test_secret_refs_empty(td: dict[str, Any]) -> None:
 # --- purity ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["rules", "taskdef"])
+@pytest.mark.parametrize("module", ["manifests/rules", "core/taskdef"])
 def test_module_imports_no_aws_sdk(module: str) -> None:
     tree = ast.parse((CONTROLLER / f"{module}.py").read_text())
     imported = set()
@@ -412,7 +412,7 @@ def test_module_imports_no_aws_sdk(module: str) -> None:
             imported.add(node.module.split(".")[0])
     assert not imported & {"boto3", "botocore", "moto", "os", "time", "datetime"}
     code = (
-        f"import sys, controller.{module}; "
+        f"import sys, controller.{module.replace('/', '.')}; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')); "
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -21,12 +21,12 @@ import pytest
 
 from awsserver import TEST_ENV, UNSET_ENV, MotoHandle
 from controller import cli
-from controller import verify as v
-from controller import verify_report as vr
-from controller.aws import Aws
-from controller.iam_eval import Decision, NamedPolicy
-from controller.problems import ControllerError
-from controller.verify import command
+from controller.verify import command as v
+from controller.verify import report as vr
+from controller.aws.session import Aws
+from controller.verify.iam_eval import Decision, NamedPolicy
+from controller.vocab.problems import ControllerError
+from controller.verify.command import command
 
 ACC = "111122223333"
 REGION = "us-east-1"
@@ -238,7 +238,7 @@ def test_text_is_an_aligned_table_with_a_summary() -> None:
 
 
 def schema() -> dict:
-    return json.loads(resources.files("controller").joinpath("verify.schema.json").read_text())
+    return json.loads(resources.files("controller.verify").joinpath("verify.schema.json").read_text())
 
 
 def test_json_report_validates() -> None:
@@ -260,7 +260,7 @@ def test_simulation_note() -> None:
 
 
 def test_the_pure_part_imports_no_aws_client() -> None:
-    code = "import sys, controller.verify; print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
+    code = "import sys, controller.verify.command; print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -1,0 +1,90 @@
+"""Read task definitions: the latest ACTIVE revision of each family, with its tags."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from controller.core import desired as d
+from controller.aws.session import Aws, error_code
+from controller.aws.inuse import InUse
+from controller.manifests.loader import Manifest
+from controller.core.state import ActualTaskDefinition
+
+READ_WORKERS = 4  # reads in flight per kind; the rate limiter, not this, keeps us under AWS's quota
+
+
+def read_task_definitions(aws: Aws, manifest: Manifest, owner: str,
+                          in_use: InUse | None = None) -> dict[str, ActualTaskDefinition]:
+    """One DescribeTaskDefinition per family (ECS has no batch form), a few at a time."""
+    ecs = aws.client("ecs")
+    in_use = in_use or InUse(aws)
+    with ThreadPoolExecutor(READ_WORKERS) as pool:
+        found = pool.map(lambda obj: _read_family(ecs, obj, owner, in_use), manifest.of("TaskDefinition"))
+        return {td.family: td for td in found if td is not None}
+
+
+def _read_family(ecs: Any, obj: Any, owner: str, in_use: InUse) -> ActualTaskDefinition | None:
+    td = latest(ecs, obj.spec.family, owner)
+    if td is None:
+        return None
+    if not td.owned:
+        td.owned = _owned_earlier(ecs, td, owner)
+    if obj.spec.keepRevisions:
+        _revisions(ecs, td, obj.spec.keepRevisions, owner, in_use)
+    return td
+
+
+def latest(ecs: Any, family_or_arn: str, owner: str) -> ActualTaskDefinition | None:
+    try:
+        r = ecs.describe_task_definition(taskDefinition=family_or_arn, include=["TAGS"])
+    except ClientError as exc:
+        if error_code(exc) in ("ClientException", "InvalidParameterException"):
+            return None  # ECS says "Unable to describe task definition" for an unknown family
+        raise
+    body, tags = r["taskDefinition"], {t["key"]: t["value"] for t in r.get("tags", [])}
+    return ActualTaskDefinition(family=body["family"], arn=body["taskDefinitionArn"], revision=body["revision"],
+                                body=body, tags=tags, owned=tags.get(d.OWNER_TAG) == owner)
+
+
+def _owned_earlier(ecs: Any, td: ActualTaskDefinition, owner: str, look_back: int = 10) -> bool:
+    """An out-of-band revision on top of ours does not make the family someone else's.
+
+    Read only when the latest revision lacks our tag, and at most ``look_back`` revisions deep.
+    """
+    td.active = active_revisions(ecs, td.family)  # kept: keepRevisions needs the same list
+    for rev in td.active[1:look_back + 1]:
+        earlier = latest(ecs, f"{td.family}:{rev}", owner)
+        if earlier is not None and earlier.owned:
+            return True
+    return False
+
+
+def active_revisions(ecs: Any, family: str) -> list[int]:
+    """ACTIVE revisions of exactly ``family`` (familyPrefix also matches longer names), newest first."""
+    revisions = []
+    pages = ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE", sort="DESC")
+    for page in pages:
+        for arn in page["taskDefinitionArns"]:
+            fam, rev = arn.rsplit("/", 1)[1].rsplit(":", 1)
+            if fam == family:
+                revisions.append(int(rev))
+    return sorted(revisions, reverse=True)
+
+
+def _revisions(ecs: Any, td: ActualTaskDefinition, keep: int, owner: str, in_use: InUse) -> None:
+    """Ownership is read only for the revisions that keepRevisions could deregister; a revision that
+    an ECS service uses is never one of them (``owned_revisions`` leaves it out)."""
+    td.active = td.active or active_revisions(ecs, td.family)
+    if td.owned:
+        td.owned_revisions.add(td.revision)
+    for rev in td.active[max(keep - 1, 0):]:
+        if rev == td.revision:
+            continue
+        other = latest(ecs, f"{td.family}:{rev}", owner)
+        if other is not None and other.owned:
+            td.owned_revisions.add(rev)
+    if td.owned_revisions & set(td.active[max(keep - 1, 0):]):  # the newest too: a new revision pushes it out
+        td.owned_revisions -= in_use.revisions(td.family)

@@ -1,0 +1,93 @@
+"""Read what --prune may delete: owned resources tagged deletionPolicy Delete that left the manifests.
+
+Only run with --prune. The in-use guard reads every ACTIVE task definition of the account (ours or
+not), and only when a parameter deletion is on the table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.core import desired as d
+from controller.vocab.arns import parse_value_from
+from controller.aws.session import Aws
+from controller.aws.inuse import InUse
+from controller.manifests.loader import Manifest
+from controller.aws.observe import describe_parameters, actual_parameter, tag_filter
+from controller.aws.observe_ecs import active_revisions
+from controller.vocab.secretrefs import secret_uses
+from controller.core.state import Actual, ActualRole, PruneCandidates
+
+
+def read_prune_candidates(aws: Aws, manifest: Manifest, actual: Actual, owner: str,
+                          in_use: InUse | None = None) -> PruneCandidates:
+    out = PruneCandidates()
+    declared = d.declared_parameters(manifest, aws.region)
+    filters = [tag_filter(d.OWNER_TAG, owner), tag_filter(d.DELETION_TAG, "Delete")]
+    for region in sorted({aws.region} | {r for r, _ in declared}):
+        for meta in describe_parameters(aws.client("ssm", region), filters):
+            if (region, meta["Name"]) not in declared:
+                out.parameters.append(actual_parameter(meta, region, True, None))
+    out.roles = _roles(aws.client("iam"), {o.spec.roleName for o in manifest.of("ExecutionRole")}, owner)
+    out.task_definitions = _families(aws, {o.spec.family for o in manifest.of("TaskDefinition")}, owner,
+                                     in_use or InUse(aws))
+    if out.parameters:
+        out.referenced = _referenced(aws.client("ecs"), aws.region)
+    return out
+
+
+def _roles(iam: Any, declared: set[str], owner: str) -> list[ActualRole]:
+    out = []
+    for page in iam.get_paginator("list_roles").paginate():
+        for role in page["Roles"]:
+            if role["RoleName"] in declared:
+                continue
+            tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=role["RoleName"])["Tags"]}
+            if tags.get(d.OWNER_TAG) == owner and tags.get(d.DELETION_TAG) == "Delete":
+                out.append(_role(iam, role, tags))
+    return out
+
+
+def _role(iam: Any, role: dict, tags: dict) -> ActualRole:
+    name = role["RoleName"]
+    actual = ActualRole(name=name, arn=role["Arn"], path=role["Path"], trust=None, description=None,
+                        tags=tags, owned=True)
+    for page in iam.get_paginator("list_role_policies").paginate(RoleName=name):
+        actual.inline.update({p: {} for p in page["PolicyNames"]})
+    for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=name):
+        actual.managed.update(p["PolicyArn"] for p in page["AttachedPolicies"])
+    return actual
+
+
+def _families(aws: Aws, declared: set[str], owner: str, in_use: InUse) -> dict[str, list[int]]:
+    """Owned ACTIVE revisions of families that left the manifests, except those an ECS service uses."""
+    tagging = aws.client("resourcegroupstaggingapi")
+    tagged: dict[str, set[int]] = {}
+    pages = tagging.get_paginator("get_resources").paginate(
+        ResourceTypeFilters=["ecs:task-definition"],
+        TagFilters=[{"Key": d.OWNER_TAG, "Values": [owner]}, {"Key": d.DELETION_TAG, "Values": ["Delete"]}])
+    for page in pages:
+        for item in page["ResourceTagMappingList"]:
+            family, rev = item["ResourceARN"].rsplit("/", 1)[1].rsplit(":", 1)
+            if family not in declared:
+                tagged.setdefault(family, set()).add(int(rev))
+    ecs = aws.client("ecs")
+    out = {}
+    for family, revisions in sorted(tagged.items()):
+        active = set(active_revisions(ecs, family)) & revisions
+        active = sorted(active - in_use.revisions(family)) if active else []
+        if active:
+            out[family] = active
+    return out
+
+
+def _referenced(ecs: Any, region: str) -> set[tuple[str, str]]:
+    found = set()
+    for page in ecs.get_paginator("list_task_definitions").paginate(status="ACTIVE"):
+        for arn in page["taskDefinitionArns"]:
+            body = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+            for use in secret_uses(body):
+                ref = parse_value_from(use.value_from)
+                if ref.service == "ssm":
+                    found.add((ref.region or region, ref.name))
+    return found

@@ -1,0 +1,220 @@
+"""Desired against actual, kind by kind: the heart of the plan. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from controller.manifests import checks
+
+from controller.core import desired as d, ops
+
+from controller.vocab import policy
+from controller.manifests.loader import Manifest, Obj
+from controller.manifests.models import DEFAULT_KMS_KEY
+from controller.core.plan import Blocker, Change, FieldChange, Plan, block_dependents, diff_values
+from controller.vocab.sensitive import Sensitive
+from controller.core.state import Actual, ActualParameter
+from controller.core.taskdef_diff import task_definition_change
+
+
+def make_plan(manifest: Manifest, actual: Actual, values: dict[str, Sensitive], owner: str,
+              prune_changes: list[Change] | None = None) -> Plan:
+    changes: list[Change] = []
+    blockers: list[Blocker] = []
+    in_sync: list[str] = []
+    for obj in manifest.objects:
+        try:
+            change = _DIFF[obj.kind](manifest, obj, actual, values, owner)
+        except Blocked as exc:
+            blockers.append(Blocker(obj.ref, str(exc), exc.terminal, exc.dependent))
+            continue
+        (changes.append(change) if change else in_sync.append(obj.ref))
+    dependents = _dependents(manifest, actual.ctx.region)
+    block_dependents(changes, blockers, dependents)
+    needs = {}
+    for ref, deps in dependents.items():
+        for dep in deps:
+            needs.setdefault(dep, []).append(ref)
+    changes = [replace(c, depends_on=tuple(sorted(needs.get(c.ref, ())))) for c in changes]
+    changes.extend(prune_changes or [])
+    return Plan(tuple(changes), tuple(blockers), tuple(r for r in in_sync if r not in {b.ref for b in blockers}))
+
+
+class Blocked(Exception):
+    def __init__(self, reason: str, terminal: bool = True, dependent: bool = False) -> None:
+        super().__init__(reason)
+        self.terminal, self.dependent = terminal, dependent
+
+
+def _dependents(manifest: Manifest, region: str) -> dict[str, list[str]]:
+    """ref → the refs that cannot be applied before it: a task definition after its role and parameters."""
+    out: dict[str, list[str]] = {}
+    declared = d.declared_parameters(manifest, region)
+    for td in manifest.of("TaskDefinition"):
+        role = d.execution_role(manifest, td)
+        needed = [role.ref] if role else []
+        needed += [declared[(r.region or region, r.name)].ref for r in d.references(td)
+                   if (r.region or region, r.name) in declared]
+        for ref in needed:
+            out.setdefault(ref, []).append(td.ref)
+    return out
+
+
+def _owned_or_adopted(obj: Obj, owned: bool, what: str) -> None:
+    if not owned and not obj.model.metadata.adopt:
+        raise Blocked(f"{what} exists but is not owned by this controller (no ecs-secrets:owner tag with our "
+                      "owner id); set metadata.adopt: true to take it over, or rename it")
+
+
+def _missing(actual: Actual, *key: str) -> None:
+    if key in actual.missing:
+        raise Blocked(actual.missing[key])
+
+
+# --- Parameter -------------------------------------------------------------------------------
+
+def _parameter(manifest: Manifest, obj: Obj, actual: Actual, values: dict, owner: str) -> Change | None:
+    spec, region = obj.spec, d.parameter_region(obj, actual.ctx.region)
+    key = (spec.kmsKeyId or DEFAULT_KMS_KEY) if spec.type == "SecureString" else None
+    if key:
+        _missing(actual, "kms", region, key)
+    current = actual.parameters.get((region, spec.name))
+    if spec.value is None:  # managed elsewhere: it only has to exist
+        _missing(actual, "ssm", region, spec.name)
+        return None
+    put = ops.PutParameter(name=spec.name, region=region, type=spec.type, key_id=key, tier=spec.tier,
+                           description=spec.description, tags=d.tags_of(obj, owner), value=values.get(obj.name),
+                           generate_length=spec.value.generate.length if spec.value.generate else None,
+                           literal=spec.value.literal is not None and spec.type != "SecureString")
+    if current is None:
+        return Change("Parameter", obj.name, "create", _parameter_fields(put), put)
+    _owned_or_adopted(obj, current.owned, f"SSM parameter {spec.name}")
+    return _parameter_update(obj, put, current, actual)
+
+
+def _parameter_fields(put: ops.PutParameter) -> tuple[FieldChange, ...]:
+    fields = [FieldChange("name", None, put.name), FieldChange("type", None, put.type)]
+    if put.key_id:
+        fields.append(FieldChange("kmsKeyId", None, put.key_id))
+    fields += [FieldChange("tier", None, put.tier), _value_field(put, None)]
+    if put.description:
+        fields.append(FieldChange("description", None, put.description))
+    fields += [FieldChange(f"tags.{k}", None, v) for k, v in sorted(put.tags.items())]
+    return tuple(fields)
+
+
+def _parameter_update(obj: Obj, put: ops.PutParameter, cur: ActualParameter, actual: Actual) -> Change | None:
+    fields = []
+    if put.type != cur.type:
+        fields.append(FieldChange("type", cur.type, put.type))
+    if put.key_id and not _same_key(actual, put.region, put.key_id, cur.key_id):
+        fields.append(FieldChange("kmsKeyId", cur.key_id, put.key_id))
+    if put.tier not in (cur.tier, "Intelligent-Tiering"):
+        fields.append(FieldChange("tier", cur.tier, put.tier))
+    if put.description is not None and put.description != (cur.description or ""):
+        fields.append(FieldChange("description", cur.description, put.description))
+    if put.value is not None and put.value != cur.value:
+        fields.append(_value_field(put, cur.value))
+    write_value = bool(fields)
+    retag = not cur.tags_in_sync or not cur.owned
+    if retag:
+        fields.append(FieldChange("tags", "(differ)", dict(sorted(put.tags.items()))))
+    if not fields:
+        return None
+    op = ops.PutParameter(**{**put.__dict__, "create": False, "write_value": write_value,
+                             "add_tags": put.tags if retag else {}})
+    return Change("Parameter", obj.name, "update", tuple(fields), op)
+
+
+def _value_field(put: ops.PutParameter, before: Sensitive | None) -> FieldChange:
+    """A literal String value may be shown; every other value only as (sensitive value)."""
+    if put.literal and before is not None:
+        return FieldChange("value", before.reveal(), put.value.reveal())
+    if put.literal:
+        return FieldChange("value", None, put.value.reveal())
+    return FieldChange("value", None if before is None else "(sensitive value)", "(sensitive value)", True)
+
+
+def _same_key(actual: Actual, region: str, wanted: str, current: str | None) -> bool:
+    if current is None or wanted == current:
+        return wanted == current
+    arns = actual.ctx.key_arns
+    return arns.get((region, wanted), wanted) == arns.get((region, current), current)
+
+
+# --- ExecutionRole ---------------------------------------------------------------------------
+
+def _role(manifest: Manifest, obj: Obj, actual: Actual, values: dict, owner: str) -> Change | None:
+    spec, ctx = obj.spec, actual.ctx
+    grants = d.grants_for(manifest, obj, ctx)
+    for lookup in sorted(grants.lookups & actual.missing.keys()):
+        # derived without it, the policy would drop a grant that running tasks still need
+        raise Blocked(f"its policy needs what cannot be read: {actual.missing[lookup]}", terminal=False,
+                      dependent=True)
+    inline = grants.document()
+    problems = list(checks.policy_size_problems(obj, inline))
+    if problems:
+        raise Blocked(problems[0].message)
+    want = ops.PutRole(name=spec.roleName, path=spec.path, description=spec.description,
+                       trust=policy.trust_policy(ctx.account), tags=d.tags_of(obj, owner),
+                       inline_name=spec.inlinePolicyName, inline=inline, attach=tuple(sorted(spec.managedPolicyArns)))
+    current = actual.roles.get(spec.roleName)
+    if current is None:
+        fields = [FieldChange("roleName", None, spec.roleName), FieldChange("path", None, spec.path),
+                  FieldChange("trustPolicy", None, "ecs-tasks.amazonaws.com"),
+                  FieldChange("managedPolicyArns", None, list(want.attach)),
+                  FieldChange(f"inlinePolicy.{spec.inlinePolicyName}", None, inline)]
+        return Change("ExecutionRole", obj.name, "create", tuple(fields), want)
+    _owned_or_adopted(obj, current.owned, f"IAM role {spec.roleName}")
+    if current.path != spec.path:
+        raise Blocked(f"role {spec.roleName} has path {current.path}, not {spec.path}; IAM cannot move a "
+                      "role: delete it or keep its path")
+    return _role_update(obj, want, current)
+
+
+def _role_update(obj: Obj, want: ops.PutRole, cur: Any) -> Change | None:
+    fields: list[FieldChange] = []
+    trust = not policy.same(want.trust, cur.trust)
+    if trust:
+        fields.append(FieldChange("trustPolicy", policy.canonical(cur.trust), want.trust))
+    attach = tuple(sorted(set(want.attach) - cur.managed))
+    detach = tuple(sorted(cur.managed - set(want.attach)))
+    if attach or detach:
+        fields.append(FieldChange("managedPolicyArns", sorted(cur.managed), list(want.attach)))
+    have = cur.inline.get(want.inline_name)
+    inline = not policy.same(want.inline, have)
+    if inline:
+        fields += diff_values(policy.canonical(have), policy.canonical(want.inline), f"inlinePolicy.{want.inline_name}")
+    description = want.description is not None and want.description != (cur.description or "")
+    if description:
+        fields.append(FieldChange("description", cur.description, want.description))
+    add_tags = {k: v for k, v in want.tags.items() if cur.tags.get(k) != v}
+    fields += [FieldChange(f"tags.{k}", cur.tags.get(k), v) for k, v in sorted(add_tags.items())]
+    if not fields:
+        return None
+    op = ops.PutRole(**{**want.__dict__, "create": False, "attach": attach, "detach": detach,
+                        "update_trust": trust, "update_inline": inline, "update_description": description,
+                        "add_tags": add_tags})
+    return Change("ExecutionRole", obj.name, "update", tuple(fields), op)
+
+
+def _task_definition(manifest: Manifest, obj: Obj, actual: Actual, values: dict, owner: str) -> Change | None:
+    for ref in d.references(obj):
+        region = ref.region or actual.ctx.region
+        if ref.account and ref.account != actual.ctx.account:
+            raise Blocked(f"{ref.raw} is in account {ref.account}, not {actual.ctx.account}; ECS reads "
+                          "secrets from the task's own account only")
+        _missing(actual, "ssm", region, ref.name)
+        if ref.secret_id:
+            _missing(actual, "secret", region, ref.secret_id)
+    if obj.spec.executionRole:
+        _missing(actual, "role", obj.spec.executionRole)
+    current = actual.task_definitions.get(obj.spec.family)
+    if current is not None:
+        _owned_or_adopted(obj, current.owned, f"task definition family {obj.spec.family}")
+    return task_definition_change(obj, d.task_definition_body(manifest, obj, actual.ctx),
+                                  d.tags_of(obj, owner), current, actual.ctx)
+
+
+_DIFF = {"Parameter": _parameter, "ExecutionRole": _role, "TaskDefinition": _task_definition}

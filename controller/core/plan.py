@@ -1,0 +1,102 @@
+"""The plan: a pure diff of desired against actual, as typed changes in apply order.
+
+``Change.fields`` is what a user reads (path, before, after); ``Change.op`` is what apply needs.
+Objects that cannot be planned (a missing key, a resource we do not own) get a ``Blocker`` instead,
+and everything that depends on them is blocked with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.vocab.sensitive import SENSITIVE
+
+KIND_ORDER = ("Parameter", "ExecutionRole", "TaskDefinition")
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    path: str
+    before: Any
+    after: Any
+    sensitive: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    name: str
+    action: str                      # create | update | delete
+    fields: tuple[FieldChange, ...]
+    op: Any = field(default=None, compare=False, repr=False)
+    depends_on: tuple[str, ...] = ()  # refs ("Kind/name") that must succeed first
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Blocker:
+    ref: str
+    reason: str
+    terminal: bool = True            # waiting will not heal it (ownership, a missing key)
+    dependent: bool = False          # blocked only because something it depends on is
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+    blockers: tuple[Blocker, ...] = ()
+    in_sync: tuple[str, ...] = ()
+
+    def summary(self) -> dict[str, int]:
+        counts = {"create": 0, "update": 0, "delete": 0}
+        for c in self.changes:
+            counts[c.action] += 1
+        return counts
+
+    def ordered(self) -> list[Change]:
+        """Parameters, then roles, then task definitions; deletes after, in reverse."""
+        rank = {k: i for i, k in enumerate(KIND_ORDER)}
+        writes = sorted((c for c in self.changes if c.action != "delete"), key=lambda c: rank[c.kind])
+        deletes = sorted((c for c in self.changes if c.action == "delete"), key=lambda c: -rank[c.kind])
+        return writes + deletes
+
+
+def show(value: Any, sensitive: bool) -> Any:
+    return SENSITIVE if sensitive and value is not None else value
+
+
+def diff_values(before: Any, after: Any, path: str = "") -> list[FieldChange]:
+    """Field-by-field differences of two JSON-like values; lists by position."""
+    if isinstance(before, dict) and after is None or before is None and isinstance(after, dict):
+        before, after = before or {}, after or {}
+    if isinstance(before, list) and after is None or before is None and isinstance(after, list):
+        before, after = before or [None] * len(after), after or [None] * len(before)
+    if isinstance(before, dict) and isinstance(after, dict):
+        out = []
+        for key in sorted(set(before) | set(after)):
+            out += diff_values(before.get(key), after.get(key), f"{path}.{key}" if path else key)
+        return out
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        out = []
+        for i, (b, a) in enumerate(zip(before, after)):
+            out += diff_values(b, a, f"{path}[{i}]")
+        return out
+    return [] if before == after else [FieldChange(path, before, after)]
+
+
+def block_dependents(changes: list[Change], blockers: list[Blocker], dependents: dict[str, list[str]]) -> None:
+    """Block every change that depends, transitively, on a blocked object."""
+    blocked = {b.ref for b in blockers}
+    frontier = list(blocked)
+    while frontier:
+        ref = frontier.pop()
+        for dep in dependents.get(ref, []):
+            if dep not in blocked:
+                blocked.add(dep)
+                blockers.append(Blocker(dep, f"depends on {ref}", terminal=False, dependent=True))
+                frontier.append(dep)
+    changes[:] = [c for c in changes if c.ref not in blocked]

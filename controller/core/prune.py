@@ -1,0 +1,59 @@
+"""What --prune deletes: owned, left the manifests, deletionPolicy Delete, not in use, within the cap. Pure."""
+
+from __future__ import annotations
+
+from controller.core import desired as d, ops
+from controller.vocab.arns import role_name_from_arn
+from controller.manifests.loader import Manifest
+from controller.core.plan import Change, FieldChange
+from controller.vocab.problems import ControllerError
+from controller.core.state import Actual
+
+
+class TooManyDeletions(ControllerError):
+    pass
+
+
+def plan_prune(manifest: Manifest, actual: Actual, max_deletions: int) -> list[Change]:
+    candidates = actual.prune
+    if candidates is None:
+        return []
+    referenced = candidates.referenced | _wanted_parameters(manifest, actual.ctx.region)
+    wanted_roles = _wanted_roles(manifest)
+    changes = [_parameter(p, referenced) for p in candidates.parameters]
+    changes += [Change("ExecutionRole", r.name, "delete",
+                       (FieldChange("roleName", r.name, None),),
+                       ops.DeleteRole(r.name, tuple(sorted(r.inline)), tuple(sorted(r.managed))))
+                for r in candidates.roles if r.name not in wanted_roles]
+    changes += [Change("TaskDefinition", family, "delete",
+                       tuple(FieldChange(f"revision {family}:{rev}", "ACTIVE", "INACTIVE") for rev in revs),
+                       ops.DeregisterFamily(family, tuple(revs)))
+                for family, revs in sorted(candidates.task_definitions.items())]
+    changes = [c for c in changes if c is not None]
+    if len(changes) > max_deletions:
+        raise TooManyDeletions(f"--prune would delete {len(changes)} objects, more than --max-deletions "
+                               f"{max_deletions}; nothing was changed. Check the manifests, or raise the limit")
+    return changes
+
+
+def _wanted_parameters(manifest: Manifest, region: str) -> set[tuple[str, str]]:
+    """What the manifests' own task definitions read: registered in this run, after observe looked."""
+    return {(ref.region or region, ref.name) for td in manifest.of("TaskDefinition")
+            for ref in d.references(td) if ref.service == "ssm"}
+
+
+def _wanted_roles(manifest: Manifest) -> set[str]:
+    """Execution roles the manifests' task definitions name without declaring them."""
+    names = set()
+    for td in manifest.of("TaskDefinition"):
+        role = td.spec.ecs_fields().get("executionRoleArn") or td.spec.executionRole
+        if role:
+            names.add(role_name_from_arn(role) if role.startswith("arn:") else role)
+    return names
+
+
+def _parameter(p, referenced: set) -> Change | None:
+    if (p.region, p.name) in referenced:
+        return None  # an ACTIVE task-definition revision still reads it: deleting it would break a deploy
+    return Change("Parameter", p.name, "delete", (FieldChange("name", p.name, None),),
+                  ops.DeleteParameter(p.name, p.region))

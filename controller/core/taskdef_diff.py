@@ -1,0 +1,59 @@
+"""A task definition's change: compare after normalising both sides, so ECS's own rewrites are no diff."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.core import ops
+from controller.vocab.arns import parse_arn, parameter_name_from_arn
+from controller.core.desired import Context
+from controller.core.plan import Change, FieldChange, diff_values
+from controller.core.state import ActualTaskDefinition
+from controller.core.taskdef import normalize
+
+
+def comparable(body: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """Normalised, with same-Region, same-account parameter ARNs written as names (ECS treats them alike)."""
+    out = normalize(body)
+    for container in out.get("containerDefinitions", []):
+        for item in container.get("secrets", []):
+            item["valueFrom"] = _as_name(item["valueFrom"], ctx)
+        log = container.get("logConfiguration") or {}
+        for item in log.get("secretOptions", []):
+            item["valueFrom"] = _as_name(item["valueFrom"], ctx)
+    return out
+
+
+def _as_name(value_from: str, ctx: Context) -> str:
+    arn = parse_arn(value_from)
+    if arn and arn.service == "ssm" and arn.region == ctx.region and arn.account == ctx.account:
+        return parameter_name_from_arn(arn.resource)
+    return value_from
+
+
+def task_definition_change(obj: Any, body: dict, tags: dict[str, str], current: ActualTaskDefinition | None,
+                           ctx: Context) -> Change | None:
+    keep = obj.spec.keepRevisions
+    if current is None:
+        op = ops.PutTaskDefinition(family=obj.spec.family, body=body, tags=tags)
+        return Change("TaskDefinition", obj.name, "create", tuple(diff_values({}, comparable(body, ctx))), op)
+    fields = diff_values(comparable(current.body, ctx), comparable(body, ctx))
+    register = bool(fields)
+    add_tags = {k: v for k, v in tags.items() if current.tags.get(k) != v}
+    if not register and add_tags:
+        fields += [FieldChange(f"tags.{k}", current.tags.get(k), v) for k, v in sorted(add_tags.items())]
+    deregister = _old_revisions(current, keep, register)
+    fields += [FieldChange(f"revision {obj.spec.family}:{r}", "ACTIVE", "INACTIVE") for r in deregister]
+    if not fields:
+        return None
+    op = ops.PutTaskDefinition(family=obj.spec.family, body=body, tags=tags, register=register,
+                               tag_arn=None if register or not add_tags else current.arn, deregister=deregister)
+    return Change("TaskDefinition", obj.name, "update", tuple(fields), op)
+
+
+def _old_revisions(current: ActualTaskDefinition, keep: int | None, register: bool) -> tuple[int, ...]:
+    """Owned ACTIVE revisions beyond the newest ``keep``, counting the one this run registers."""
+    if not keep:
+        return ()
+    survivors = keep - 1 if register else keep
+    return tuple(sorted(r for r in current.active[survivors:] if r in current.owned_revisions))

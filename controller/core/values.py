@@ -1,0 +1,46 @@
+"""Where parameter values come from: the controller's environment and files. The one I/O of desired state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Mapping
+
+from controller.manifests import rules
+from controller.manifests.loader import Manifest
+from controller.vocab.problems import Problem
+from controller.vocab.sensitive import Sensitive
+
+
+def resolve(manifest: Manifest, environ: Mapping[str, str],
+            read: Callable[[str], str] = lambda p: Path(p).read_text(encoding="utf-8"),
+            ) -> tuple[dict[str, Sensitive], list[Problem]]:
+    """metadata.name → value for every Parameter whose value is given (not generated)."""
+    values, problems = {}, []
+    for obj in manifest.of("Parameter"):
+        source = obj.spec.value
+        if source is None or source.generate is not None:
+            continue
+        at = ("spec", "value")
+        if source.fromEnv is not None:
+            raw = environ.get(source.fromEnv)
+            if raw is None:
+                problems.append(obj.problem(at + ("fromEnv",), f"environment variable {source.fromEnv} is not "
+                                            "set; export it before running ecs-secrets"))
+                continue
+        elif source.fromFile is not None:
+            try:
+                raw = read(source.fromFile).removesuffix("\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(obj.problem(at + ("fromFile",), f"cannot read {source.fromFile}: "
+                                            f"{getattr(exc, 'strerror', None) or 'not UTF-8 text'}"))
+                continue
+        else:
+            raw = source.literal
+        value = Sensitive(raw, secret=source.literal is None)
+        msg = rules.check_value_size(raw, obj.spec.tier) or (None if raw else "the value is empty; SSM needs "
+                                                              "at least one character")
+        if msg:
+            problems.append(obj.problem(at, msg))
+            continue
+        values[obj.name] = value
+    return values, problems

@@ -1,0 +1,291 @@
+"""`ecs-secrets run`: a few lines around one reconcile, level-triggered, forever.
+
+Every interval (±10%), at once when a manifest file changes, and early when an object's backoff
+is due, the loop runs the one-shot pipeline (``reconcile.make`` / ``reconcile.execute``) — one
+reconcile at a time, from this thread only. Where the one-shot is all-or-nothing the daemon
+isolates: blockers and failed writes mark their object (and its dependents) and back off on their
+own while the rest converges. Only the leader writes; ``may_write`` is asked before every write,
+so SIGTERM or a lost lease stops writing after the write in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+from controller.daemon import backoff as backoff_
+
+from controller import reconcile
+from controller.aws.session import Aws, error_code
+from controller.daemon.backoff import Backoff
+from controller.daemon.httpserver import Endpoints, Server
+from controller.daemon.lease import Lease
+from controller.manifests.loader import Manifest
+from controller.daemon.metrics import Metrics
+from controller.vocab.problems import ControllerError, ManifestError
+from controller.vocab.sensitive import scrub
+from controller.daemon.status import Pass, Table, iso
+from controller.daemon.watch import Watcher
+
+log = logging.getLogger("ecs_secrets.daemon")
+POLL = 0.5          # seconds between looks at the manifest files and the stop flag
+MIN_GAP = 1.0       # the shortest wait for a backoff or after an error (a manifest change does not wait)
+HEALTH_FLOOR = 30.0  # with a tiny --interval, one slow first reconcile must not fail the liveness probe
+_current = {"id": "-"}
+
+
+class ContextFilter(logging.Filter):
+    """Every line names its object, action and reconcile (one reconcile at a time: a global will do)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, default in (("object", "-"), ("action", "-"), ("reconcile_id", _current["id"])):
+            if getattr(record, name, None) is None:
+                setattr(record, name, default)
+        return True
+
+
+def _ctx(action: str, obj: str = "-") -> dict[str, str]:
+    return {"object": obj, "action": action}
+
+
+class Daemon:
+    def __init__(self, aws: Aws, path: str, settings: reconcile.Settings, interval: float,
+                 metrics: Metrics, lease: Lease | None = None, sandbox: bool = False) -> None:
+        self.aws, self.path, self.settings, self.interval = aws, path, settings, interval
+        self.metrics, self.lease, self.sandbox = metrics, lease, sandbox
+        self.backoff, self.table, self.watcher = Backoff(), Table(), Watcher(path)
+        self.manifest: Manifest | None = None
+        self.manifest_error: str | None = None
+        self.stopping, self.wake = threading.Event(), threading.Event()
+        self.changed = False
+        self.ready = False
+        self.last_tick = time.monotonic()
+        self.failed_passes = self.applied = 0
+        self.last: dict[str, Any] = {}
+        metrics.watch(aws)
+        metrics.is_leader.set_function(lambda: float(self.leading()))
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def main(self, once: bool = False) -> int:
+        self.load()
+        if self.lease is not None and once:
+            self.lease.step()         # one try: lead this one reconcile, or observe it read-only
+        elif self.lease is not None:
+            self.lease.start()
+            self.lease.first_round.wait(self.lease.retry_period)  # a sole replica leads its first reconcile
+        result = "error"
+        while not self.stopping.is_set():
+            result = self.tick()
+            if once:
+                break
+            self.sleep_until(self.next_time(result))
+        self.shutdown()
+        return 0 if not once or result == "success" else 1
+
+    def tick(self) -> str:
+        rid = _current["id"] = uuid.uuid4().hex[:12]
+        started, result = time.monotonic(), "error"
+        try:
+            if self.changed:
+                self.reload()
+            result = self.reconcile()
+            self.failed_passes = 0
+        except Exception as exc:  # the loop never dies: log it, back off, try again
+            self.failed_passes += 1
+            log.error("reconcile failed: %s: %s", error_code(exc), scrub(str(exc)), extra=_ctx("reconcile"),
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+        finally:
+            self._finish(rid, started, result)
+        return result
+
+    def reconcile(self) -> str:
+        assert self.manifest is not None
+        result = reconcile.make(self.aws, self.manifest, self.settings)
+        gated, fingerprints = self.gate(result)
+        leading = self.leading()
+        if leading:
+            reconcile.execute(self.aws, result, self.may_write, self._on_outcome)
+        p = Pass(result.plan, result.report if leading else None, gated, fingerprints)
+        return self.table.record(p, self.backoff, time.monotonic(), time.time())
+
+    def gate(self, result: reconcile.Result) -> tuple[set[str], dict[str, str]]:
+        """Hold back the changes of objects whose backoff is not due; they block their dependents."""
+        assert self.manifest is not None
+        now, held, fingerprints = time.monotonic(), {}, {}
+        for change in result.plan.changes:
+            obj = self.manifest.get(change.kind, change.name)
+            if obj is None:
+                continue  # a prune: the object left the manifests
+            fp = fingerprints[change.ref] = backoff_.fingerprint(
+                obj.model.model_dump(mode="json"), [(f.path, f.before, f.after) for f in change.fields])
+            if not self.backoff.allows(change.ref, fp, now):
+                held[change.ref] = "backing off after a failed write"
+        result.plan = reconcile.block(result.plan, held)
+        return set(held), fingerprints
+
+    def _on_outcome(self, outcome: Any) -> None:
+        if outcome.result == "applied":
+            self.applied += 1
+            self.metrics.applied([(outcome.change.kind, outcome.change.action)])
+
+    def _finish(self, rid: str, started: float, result: str) -> None:
+        duration = time.monotonic() - started
+        self.last_tick = time.monotonic()
+        self.metrics.reconcile_total.labels(result).inc()
+        self.metrics.reconcile_duration.observe(duration)
+        self.metrics.set_resources(self.table.states())
+        if result != "error":
+            self.ready = True
+            self.metrics.last_success.set(time.time())
+        self.last = {"id": rid, "result": result, "finished_at": iso(time.time()),
+                     "duration_seconds": round(duration, 3), "applied": self.applied}
+        counts = Counter(state for _, state in self.table.states().values())
+        log.info("reconcile %s in %.2fs: %d applied; %s%s", result, duration, self.applied,
+                 ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+                 "" if self.leading() else " (a follower: nothing written)", extra=_ctx("reconcile"))
+        _current["id"], self.applied = "-", 0
+
+    def next_time(self, result: str) -> float:
+        now = time.monotonic()
+        wait = self.interval * random.uniform(0.9, 1.1)
+        if result == "error":
+            wait = min(wait, backoff_.wait_seconds(self.failed_passes))
+        due = self.backoff.next_retry()
+        if due is not None:
+            wait = min(wait, due - now)
+        return now + max(wait, MIN_GAP)
+
+    def sleep_until(self, deadline: float) -> None:
+        """Wait for the deadline, a manifest change, a new leadership or a stop — whichever comes first."""
+        while not self.stopping.is_set():
+            if self.wake.is_set():
+                self.wake.clear()
+                return
+            if self.watcher.changed():
+                log.info("manifests changed; reconciling now", extra=_ctx("watch", self.path))
+                self.changed = True
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.wake.wait(min(POLL, left))
+
+    # --- manifests --------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """The first load: manifests that do not validate stop the daemon before it starts."""
+        self.manifest = reconcile.load(self.path, self.aws)
+        if self.sandbox:
+            from controller.sandbox import embedded as sandbox
+            sandbox.seed(self.aws, self.manifest)
+        self._adopt(self.manifest)
+
+    def reload(self) -> None:
+        self.changed = False
+        try:
+            manifest = reconcile.load(self.path, self.aws)
+        except ManifestError as exc:
+            self.manifest_error = str(exc)
+            self.metrics.manifests_valid.set(0)
+            log.error("the changed manifests do not validate; still reconciling the last valid ones: %s", exc,
+                      extra=_ctx("load", self.path))
+            return
+        log.info("loaded %d objects", len(manifest.objects), extra=_ctx("load", self.path))
+        self._adopt(manifest)
+
+    def _adopt(self, manifest: Manifest) -> None:
+        self.manifest, self.manifest_error = manifest, None
+        self.metrics.manifests_valid.set(1)
+        self.table.follow(manifest)
+        self.backoff.forget_except({o.ref for o in manifest.objects})
+        self.watcher.follow(o.spec.value.fromFile for o in manifest.of("Parameter")
+                            if o.spec.value is not None and o.spec.value.fromFile)
+
+    # --- leadership, stopping, health ---------------------------------------------------------
+
+    def leading(self) -> bool:
+        return self.lease is None or self.lease.is_leader()
+
+    def may_write(self) -> bool:
+        return not self.stopping.is_set() and self.leading()
+
+    def on_leadership(self, leading: bool) -> None:
+        if leading:
+            self.wake.set()  # a new leader reconciles at once instead of at its next interval
+
+    def stop(self, why: str) -> None:
+        if self.stopping.is_set():
+            raise KeyboardInterrupt  # a second signal: stop waiting for the write in flight
+        self.stop_reason = why
+        self.stopping.set()
+        self.wake.set()
+
+    def shutdown(self) -> None:
+        log.info("stopping (%s)", getattr(self, "stop_reason", "done"), extra=_ctx("shutdown"))
+        if self.lease is not None:
+            self.lease.stop()
+
+    def healthy(self) -> tuple[bool, str]:
+        """Fails when the loop has not finished a reconcile for 3 intervals (never less than HEALTH_FLOOR)."""
+        age, limit = time.monotonic() - self.last_tick, max(3 * self.interval, HEALTH_FLOOR)
+        ok = age < limit
+        return ok, f"{'ok' if ok else 'stuck'}: last reconcile ended {age:.0f}s ago (limit {limit:.0f}s)"
+
+    def readiness(self) -> tuple[bool, str]:
+        return self.ready, "ok: a full reconcile has run" if self.ready else "not ready: no full reconcile yet"
+
+    def status(self) -> dict[str, Any]:
+        return {"leader": self.leading(), "holder": self.lease.holder if self.lease else None,
+                "fence": self.lease.fence if self.lease else None, "ready": self.ready,
+                "manifests": {"path": self.path, "valid": self.manifest_error is None, "error": self.manifest_error,
+                              "objects": len(self.manifest.objects) if self.manifest else 0},
+                "last_reconcile": self.last, "objects": self.table.snapshot(self.backoff, time.monotonic())}
+
+
+# --- the command -----------------------------------------------------------------------------
+
+def run(args: argparse.Namespace, aws: Aws) -> int:
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ContextFilter())
+    settings = reconcile.Settings(owner=args.owner, fill_missing_values=args.sandbox, isolate=True,
+                                  clusters=tuple(getattr(args, "cluster", None) or ()))
+    metrics = Metrics()
+    daemon = Daemon(aws, args.filename, settings, args.interval, metrics, sandbox=args.sandbox)
+    if args.lease_table:
+        daemon.lease = _lease(args, aws, metrics, daemon)
+    server = None if args.once else Server(args.metrics_address, args.metrics_port, Endpoints(
+        metrics.exposition, daemon.healthy, daemon.readiness, daemon.status)).start()
+    if server is not None:
+        log.info("serving /metrics, /healthz, /readyz, /status on %s:%d", args.metrics_address, server.port,
+                 extra=_ctx("start"))
+    previous = {sig: signal.signal(sig, lambda signum, _: daemon.stop(signal.Signals(signum).name))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return daemon.main(once=args.once)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if server is not None:
+            server.stop()
+
+
+def _lease(args: argparse.Namespace, aws: Aws, metrics: Metrics, daemon: Daemon) -> Lease:
+    from botocore.config import Config
+    lease_aws = Aws(region=aws.region, profile=None if args.sandbox else args.profile, endpoint_url=aws.endpoint_url)
+    # a renewal must fail fast, well inside the renew deadline, rather than hang in retries
+    lease_aws.config = lease_aws.config.merge(Config(connect_timeout=2, read_timeout=3,
+                                                     retries={"mode": "standard", "max_attempts": 2}))
+    metrics.watch(lease_aws)
+    if not args.lease_retry_period < args.lease_renew_deadline < args.lease_duration:
+        raise ControllerError("need --lease-retry-period < --lease-renew-deadline < --lease-duration")
+    return Lease(lease_aws, args.lease_table, f"ecs-secrets/{args.owner}", duration=args.lease_duration,
+                 renew_deadline=args.lease_renew_deadline, retry_period=args.lease_retry_period,
+                 on_change=daemon.on_leadership)

@@ -1,0 +1,210 @@
+"""Every refusal that needs no AWS call: per field, per object and across objects. Pure."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import TYPE_CHECKING, Iterator
+
+from controller.manifests import ecsmodel, rules
+
+from controller.vocab import policy
+from controller.vocab.arns import BadReference, parse_arn, parse_value_from
+from controller.vocab.problems import Problem
+from controller.vocab.secretrefs import secret_uses
+
+if TYPE_CHECKING:
+    from controller.manifests.loader import Manifest, Obj
+
+RESERVED_TAG_PREFIXES = ("aws:", "ecs-secrets:")
+_POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
+
+
+def check(manifest: "Manifest", region: str = "us-east-1") -> list[Problem]:
+    problems: list[Problem] = []
+    for obj in manifest.objects:
+        problems.extend(_metadata(obj))
+        problems.extend(_BY_KIND[obj.kind](obj))
+    problems.extend(_duplicates(manifest, region))
+    problems.extend(_references(manifest, region))
+    if not problems:
+        problems.extend(_policy_sizes(manifest, region))
+    return problems
+
+
+def _metadata(obj: "Obj") -> Iterator[Problem]:
+    msg = rules.check_metadata_name(obj.name)
+    if msg:
+        yield obj.problem(("metadata", "name"), msg)
+
+
+def _parameter(obj: "Obj") -> Iterator[Problem]:
+    spec, at = obj.spec, ("spec",)
+    is_reference = rules.is_secretsmanager_reference(spec.name)
+    msg = None if is_reference else rules.check_parameter_name(spec.name)
+    if msg:
+        yield obj.problem(at + ("name",), msg)
+    if is_reference and spec.value is not None:
+        yield obj.problem(at + ("value",), "a /aws/reference/secretsmanager/ name reads a Secrets Manager "
+                          "secret; it cannot be given a value here — remove `value` and set the secret in Secrets Manager")
+    if spec.kmsKeyId is not None:
+        msg = (f"kmsKeyId applies only to SecureString, not {spec.type}; remove it or set type: SecureString"
+               if spec.type != "SecureString" else rules.check_kms_key_id(spec.kmsKeyId))
+        if msg:
+            yield obj.problem(at + ("kmsKeyId",), msg)
+    yield from _value(obj)
+    yield from _tags(obj, spec.tags)
+
+
+def _value(obj: "Obj") -> Iterator[Problem]:
+    value, at = obj.spec.value, ("spec", "value")
+    if value is None or value.literal is None:
+        return
+    if obj.spec.type == "SecureString":
+        yield obj.problem(at + ("literal",), "a SecureString value never sits in a manifest; use fromEnv, "
+                          "fromFile or generate")
+        return
+    msg = rules.check_value_size(value.literal, obj.spec.tier)
+    if msg:
+        yield obj.problem(at + ("literal",), msg)
+
+
+def _tags(obj: "Obj", tags: dict[str, str]) -> Iterator[Problem]:
+    for key, value in tags.items():
+        at = ("spec", "tags", key)
+        if key.lower().startswith(RESERVED_TAG_PREFIXES):
+            yield obj.problem(at, f"tag keys starting with {' or '.join(RESERVED_TAG_PREFIXES)} are reserved; rename it")
+        elif not 1 <= len(key) <= 128 or len(value) > 256:
+            yield obj.problem(at, "a tag key is 1–128 characters and its value at most 256; shorten it")
+    if len(tags) > 40:
+        yield obj.problem(("spec", "tags"), "at most 40 tags (AWS allows 50, ecs-secrets keeps some); remove some")
+
+
+def _role(obj: "Obj") -> Iterator[Problem]:
+    spec, at = obj.spec, ("spec",)
+    for field, msg in (("roleName", rules.check_role_name(spec.roleName)), ("path", rules.check_role_path(spec.path))):
+        if msg:
+            yield obj.problem(at + (field,), msg)
+    if not _POLICY_NAME.fullmatch(spec.inlinePolicyName):
+        yield obj.problem(at + ("inlinePolicyName",), "1–128 of letters, digits and +=,.@_-; rename it")
+    for i, arn in enumerate(spec.managedPolicyArns):
+        parsed = parse_arn(arn)
+        if parsed is None or parsed.service != "iam" or not parsed.resource.startswith("policy/"):
+            yield obj.problem(at + ("managedPolicyArns", i), "not a managed policy ARN "
+                              "(arn:aws:iam::aws:policy/... or arn:aws:iam::ACCOUNT:policy/...)")
+    yield from _tags(obj, spec.tags)
+
+
+def _task_definition(obj: "Obj") -> Iterator[Problem]:
+    spec, fields = obj.spec, obj.spec.ecs_fields()
+    msg = rules.check_family(spec.family)
+    if msg:
+        yield obj.problem(("spec", "family"), msg)
+    for path, msg in ecsmodel.problems(fields):
+        yield obj.problem(("spec",) + path, msg)
+    for i, container in enumerate(fields.get("containerDefinitions") or []):
+        if not isinstance(container, dict):
+            continue
+        for required in ("name", "image"):
+            if required not in container:
+                yield obj.problem(("spec", "containerDefinitions", i), f"required field {required!r} is missing; add it")
+        msg = rules.check_container_name(str(container["name"])) if "name" in container else None
+        if msg:
+            yield obj.problem(("spec", "containerDefinitions", i, "name"), msg)
+    if spec.executionRole and fields.get("executionRoleArn"):
+        yield obj.problem(("spec", "executionRole"), "give executionRole or executionRoleArn, not both")
+    if any(True for _ in secret_uses(fields)) and not (spec.executionRole or fields.get("executionRoleArn")):
+        yield obj.problem(("spec", "containerDefinitions"), "containers read secrets, so the task needs an "
+                          "execution role; add spec.executionRole (an ExecutionRole's metadata.name)")
+    yield from _value_froms(obj)
+
+
+def _value_froms(obj: "Obj") -> Iterator[Problem]:
+    for use in secret_uses(obj.spec.ecs_fields()):
+        at = ("spec",) + use.path + ("valueFrom",)
+        try:
+            ref = parse_value_from(use.value_from)
+        except BadReference as exc:
+            yield obj.problem(at, str(exc))
+            continue
+        if ref.service == "ssm" and not rules.is_secretsmanager_reference(ref.name):
+            msg = rules.check_parameter_name(ref.name)
+            if msg:
+                yield obj.problem(at, msg)
+
+
+_BY_KIND = {"Parameter": _parameter, "ExecutionRole": _role, "TaskDefinition": _task_definition}
+
+
+def _duplicates(manifest: "Manifest", region: str) -> Iterator[Problem]:
+    keys = {
+        "metadata.name": lambda o: (o.kind, o.name),
+        "spec.name": lambda o: (o.spec.region or region, o.spec.name) if o.kind == "Parameter" else None,
+        "spec.roleName": lambda o: o.spec.roleName if o.kind == "ExecutionRole" else None,
+        "spec.family": lambda o: o.spec.family if o.kind == "TaskDefinition" else None,
+    }
+    for field, key in keys.items():
+        seen: dict = {}
+        for obj in manifest.objects:
+            k = key(obj)
+            if k is None:
+                continue
+            if k in seen:
+                first = seen[k]
+                yield obj.problem(tuple(field.split(".")), f"duplicate: {first.ref} in {first.file}:"
+                                  f"{first.doc.line} has the same {field}; keep one")
+            else:
+                seen[k] = obj
+
+
+def _references(manifest: "Manifest", region: str) -> Iterator[Problem]:
+    from controller.core.desired import declared_parameters, execution_role
+    declared = declared_parameters(manifest, region)
+    by_name = Counter(o.spec.name for o in manifest.of("Parameter"))
+    accounts = _accounts(manifest)
+    for td in manifest.of("TaskDefinition"):
+        role = td.spec.executionRole
+        if role and execution_role(manifest, td) is None and not role.startswith("arn:"):
+            msg = rules.check_role_name(role)
+            if msg:
+                yield td.problem(("spec", "executionRole"), f"{role!r} is neither an ExecutionRole's "
+                                 f"metadata.name nor a valid role name: {msg}")
+        for use in secret_uses(td.spec.ecs_fields()):
+            at = ("spec",) + use.path + ("valueFrom",)
+            try:
+                ref = parse_value_from(use.value_from)
+            except BadReference:
+                continue
+            if ref.account and len(accounts) > 1:
+                yield td.problem(at, f"ARNs in the manifests name {len(accounts)} accounts ({', '.join(sorted(accounts))}); "
+                                 "ECS reads secrets from the task's own account only")
+            if ref.region is None and (region, ref.name) not in declared and by_name[ref.name]:
+                other = next(o for o in manifest.of("Parameter") if o.spec.name == ref.name)
+                yield td.problem(at, f"{ref.name} is declared in Region {other.spec.region} ({other.ref}), not "
+                                 f"{region}; reference it by full ARN: "
+                                 f"arn:aws:ssm:{other.spec.region}:ACCOUNT:parameter/{ref.name.lstrip('/')}")
+
+
+def _accounts(manifest: "Manifest") -> set[str]:
+    found = set()
+    for td in manifest.of("TaskDefinition"):
+        for use in secret_uses(td.spec.ecs_fields()):
+            arn = parse_arn(use.value_from)
+            if arn and arn.account:
+                found.add(arn.account)
+    return found
+
+
+def _policy_sizes(manifest: "Manifest", region: str) -> Iterator[Problem]:
+    from controller.core.desired import grants_for, placeholder_context
+    ctx = placeholder_context(manifest, region)
+    for role in manifest.of("ExecutionRole"):
+        yield from policy_size_problems(role, grants_for(manifest, role, ctx).document())
+
+
+def policy_size_problems(role: "Obj", document: dict | None) -> Iterator[Problem]:
+    if document is not None and policy.size(document) > policy.MAX_INLINE_ROLE_POLICY_CHARS:
+        yield role.problem(("spec", "inlinePolicyName"), f"the derived inline policy would be "
+                           f"{policy.size(document):,} characters, over IAM's "
+                           f"{policy.MAX_INLINE_ROLE_POLICY_CHARS:,}; split the task definitions across "
+                           "more execution roles")

@@ -1,0 +1,61 @@
+"""Errors, each with where it came from and whether waiting can heal it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.vocab.sensitive import scrub
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in the manifests, said where and how to fix it."""
+
+    file: str
+    line: int
+    obj: str | None      # "Kind/name"
+    field: str | None    # "spec.containerDefinitions[0].secrets[1].valueFrom"
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}"
+        parts = [where] + [p for p in (self.obj, self.field) if p] + [self.message]
+        return ": ".join(parts)
+
+
+class ControllerError(Exception):
+    """Base of every error the CLI reports in one line. ``terminal``: waiting will not heal it."""
+
+    terminal = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(scrub(message))
+
+
+class ManifestError(ControllerError):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line))
+        n = len(self.problems)
+        super().__init__(f"{n} problem{'s' if n != 1 else ''} in the manifests:\n"
+                         + "\n".join(f"  {p}" for p in self.problems))
+
+
+class CheckError(ControllerError):
+    """The read-only check of the plan found what only AWS could reveal (missing key, secret, …)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) found before any write:\n"
+                         + "\n".join(f"  {p}" for p in problems))
+
+
+class ApplyError(ControllerError):
+    terminal = False
+
+
+def dotted(path: tuple) -> str:
+    """('spec', 'containerDefinitions', 0, 'image') → 'spec.containerDefinitions[0].image'."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
