@@ -112,8 +112,8 @@ def _fail(args: argparse.Namespace, message: str, exc: BaseException | None) -> 
 def _aws(args: argparse.Namespace) -> Any:
     from controller.aws.session import Aws
     if args.sandbox:
-        from controller.sandbox import embedded as sandbox
-        args._sandbox = sandbox.start(args.region)
+        from controller.sandbox import embedded
+        args._sandbox = embedded.start(args.region)
     import os
     flags = getattr(args, "rate_limit", None)  # after ECS_SECRETS_RATE_LIMITS, so that the flags win
     limits = ",".join([os.environ.get("ECS_SECRETS_RATE_LIMITS", ""), *flags]) if flags else None
@@ -128,13 +128,41 @@ def _region(args: argparse.Namespace) -> str:
     return args.region or session.get_config_variable("region") or "us-east-1"
 
 
+def _desired(args: argparse.Namespace, region: str) -> Any:
+    """The manifests as ``Desired``, without any AWS call (no boto3 import either: start-up stays fast)."""
+    from controller.core.desired import desire
+    from controller.manifests import loader
+    return desire(loader.load(args.filename, region=region), args.owner)
+
+
+def _load(args: argparse.Namespace, aws: Any) -> Any:
+    """The manifests as ``Desired`` in the Region of ``aws``; under --sandbox, with its placeholders seeded."""
+    from controller import reconcile
+    desired = reconcile.load(args.filename, aws, args.owner)
+    if args.sandbox:
+        from controller.sandbox import embedded
+        embedded.seed(aws, desired)
+    return desired
+
+
+def _sources(args: argparse.Namespace) -> dict[str, Any]:
+    """Where values come from: the environment and files, or under --sandbox the same with stand-ins."""
+    import os
+
+    from controller import reconcile
+    if not args.sandbox:
+        return {"environ": os.environ, "read_file": reconcile.read_text}
+    from controller.sandbox import values
+    return {"environ": values.Environ(os.environ), "read_file": values.reader(reconcile.read_text)}
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    from controller.manifests import loader as manifest
-    m = manifest.load(args.filename, region=_region(args))
+    desired = _desired(args, _region(args))
+    refs = [o.ref for o in desired.objects]
     if args.output == "json":
-        print(json.dumps({"valid": True, "objects": [o.ref for o in m.objects]}))
+        print(json.dumps({"valid": True, "objects": refs}))
     else:
-        print(f"{len(m.objects)} objects valid: " + ", ".join(o.ref for o in m.objects))
+        print(f"{len(refs)} objects valid: " + ", ".join(refs))
     return EXIT_OK
 
 
@@ -142,13 +170,10 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from controller import reconcile
     from controller.core import render
     aws = _aws(args)
-    manifest = reconcile.load(args.filename, aws)
-    if args.sandbox:
-        from controller.sandbox import embedded as sandbox
-        sandbox.seed(aws, manifest)
-    settings = reconcile.Settings(owner=args.owner, prune=args.prune, max_deletions=args.max_deletions,
-                                  fill_missing_values=args.sandbox, clusters=tuple(args.cluster))
-    result = reconcile.make(aws, manifest, settings)
+    desired = _load(args, aws)
+    settings = reconcile.Settings(prune=args.prune, max_deletions=args.max_deletions, clusters=tuple(args.cluster),
+                                  **_sources(args))
+    result = reconcile.make(aws, desired, settings)
     print(render.as_json(result.plan) if args.output == "json" else render.text(result.plan))
     reconcile.check(result.plan)
     if args.dry_run:
@@ -168,14 +193,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not args.filename and not args.family:
         raise ControllerError("verify needs -f PATH or --family NAME[:REV]")
     aws = _aws(args)
-    manifest = None
-    if args.filename:
-        from controller import reconcile
-        manifest = reconcile.load(args.filename, aws)
-        if args.sandbox:
-            from controller.sandbox import embedded as sandbox
-            sandbox.seed(aws, manifest)
-    return verify.command(aws, manifest=manifest, family=args.family, output=args.output,
+    desired = _load(args, aws) if args.filename else None
+    return verify.command(aws, desired=desired, family=args.family, output=args.output,
                           against_aws=args.against == "aws", out=sys.stdout)
 
 
@@ -186,15 +205,14 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_controller_policy(args: argparse.Namespace) -> int:
-    from controller.manifests import loader as manifest
     from controller.core import permissions
     from controller.vocab import policy
     region = _region(args)
-    m = manifest.load(args.filename, region=region)
+    desired = _desired(args, region)
     partition, account = _identity(args, region)
     target = permissions.Target(account=account, region=region, partition=partition, owner=args.owner,
                                 lease_table=args.lease_table, prune=args.prune, clusters=tuple(args.cluster))
-    document = permissions.policy_for(m, target)
+    document = permissions.policy_for(desired, target)
     print(json.dumps(document, indent=2))
     if policy.size(document) > permissions.MAX_MANAGED_POLICY_CHARS:
         print(f"note: {policy.size(document)} characters: over the {permissions.MAX_MANAGED_POLICY_CHARS} of a "
@@ -215,8 +233,11 @@ def _identity(args: argparse.Namespace, region: str) -> tuple[str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from controller.daemon import loop as daemon
-    return daemon.run(args, _aws(args))
+    from controller.daemon import loop
+    seed = None
+    if args.sandbox:
+        from controller.sandbox.embedded import seed
+    return loop.run(args, _aws(args), _sources(args), seed)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

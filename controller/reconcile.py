@@ -1,36 +1,43 @@
-"""One reconcile: load → observe → plan → (apply). Level-triggered; the daemon calls the same thing."""
+"""One reconcile: load → observe → resolve → plan → (apply). Level-triggered; the daemon calls the same thing.
+
+``Desired`` is built once per load (``load``) and resolved once per reconcile against what observe
+found; every stage below receives it, not the manifest.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Mapping
 
-from controller.manifests import loader as manifests
-
-from controller.core import values as values_
 from controller.aws.apply import Outcome, Report, apply
-from controller.aws.session import Aws
-from controller.core.diff import make_plan
-from controller.manifests.loader import Manifest
 from controller.aws.observe import observe
+from controller.aws.session import Aws
+from controller.core import values as values_
+from controller.core.desired import Desired, desire
+from controller.core.diff import make_plan
 from controller.core.plan import Blocker, Plan, block_dependents
-from controller.vocab.problems import CheckError, ManifestError, Problem
 from controller.core.prune import plan_prune
-from controller.vocab.sensitive import Sensitive
 from controller.core.state import Actual
+from controller.manifests import loader
+from controller.vocab.problems import CheckError, ManifestError, Problem
+from controller.vocab.sensitive import Sensitive
 
 log = logging.getLogger("ecs_secrets.reconcile")
 
 
+def read_text(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
 @dataclass(frozen=True)
 class Settings:
-    owner: str = "ecs-secrets"
     prune: bool = False
     max_deletions: int = 10
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    fill_missing_values: bool = False   # the sandbox invents values for unset variables and files
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)   # where fromEnv values come from
+    read_file: values_.ReadFile = read_text                                  # and fromFile values
     isolate: bool = False               # the daemon: a value problem blocks its object, not the whole run
     clusters: tuple[str, ...] = ()      # ECS clusters whose services' revisions are never deregistered; (): all
 
@@ -39,32 +46,32 @@ class Settings:
 class Result:
     plan: Plan
     actual: Actual
+    desired: Desired    # resolved against actual.ctx
     report: Report | None = None
 
 
-def load(path: str, aws: Aws) -> Manifest:
-    return manifests.load(path, region=aws.region)
+def load(path: str, aws: Aws, owner: str = "ecs-secrets") -> Desired:
+    """The manifests under ``path`` as desired state; every refusal raised together as ``ManifestError``."""
+    return desire(loader.load(path, region=aws.region), owner)
 
 
-def resolve_values(manifest: Manifest, settings: Settings) -> tuple[dict[str, Sensitive], list[Problem]]:
-    found, problems = values_.resolve(manifest, settings.environ)
-    if problems and settings.fill_missing_values:
-        from controller.sandbox.embedded import fill_values
-        found, problems = fill_values(manifest, found, problems)
+def resolve_values(desired: Desired, settings: Settings) -> tuple[dict[str, Sensitive], list[Problem]]:
+    found, problems = values_.resolve(desired, settings.environ, settings.read_file)
     if problems and not settings.isolate:
         raise ManifestError(problems)
     return found, problems
 
 
-def make(aws: Aws, manifest: Manifest, settings: Settings) -> Result:
+def make(aws: Aws, desired: Desired, settings: Settings) -> Result:
     """Observe and plan; no writes."""
-    values, problems = resolve_values(manifest, settings)
-    actual = observe(aws, manifest, settings.owner, prune=settings.prune, clusters=settings.clusters)
-    prune_changes = plan_prune(manifest, actual, settings.max_deletions) if settings.prune else []
-    plan = make_plan(manifest, actual, values, settings.owner, prune_changes)
+    values, problems = resolve_values(desired, settings)
+    actual = observe(aws, desired, prune=settings.prune, clusters=settings.clusters)
+    resolved = desired.resolve(actual.ctx)
+    prune_changes = plan_prune(resolved, actual, settings.max_deletions) if settings.prune else []
+    plan = make_plan(resolved, actual, values, prune_changes)
     reasons = {p.obj: str(p) for p in problems if p.obj}
     reasons.update(unreadable(actual))
-    return Result(block(plan, reasons), actual)
+    return Result(block(plan, reasons), actual, resolved)
 
 
 def unreadable(actual: Actual) -> dict[str, str]:

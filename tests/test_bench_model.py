@@ -105,8 +105,9 @@ def test_update_changes_one_value_and_one_image(tmp_path: Path) -> None:
 
 
 def test_workload_validates(tmp_path: Path) -> None:
+    from controller.core.desired import desire
     from controller.manifests import loader as manifest
-    m = manifest.load(workload.Workload(25, tmp_path).write().manifests)
+    m = desire(manifest.load(workload.Workload(25, tmp_path).write().manifests))
     assert len(m.of("Parameter")) == 25 and len(m.of("ExecutionRole")) == 3 and len(m.of("TaskDefinition")) == 3
 
 

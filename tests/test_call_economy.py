@@ -291,11 +291,12 @@ def _detail(name: str) -> dict:
     (ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetAccountAuthorizationDetails"), False),
 ])
 def test_roles_from_one_listing_or_per_role_reads(tmp_path: Path, listing: Any, listed: bool) -> None:
-    from controller.manifests import loader as manifest
     from controller.aws.observe_iam import read_roles
-    m = manifest.load(Workload(40, tmp_path).write().manifests)
+    from controller.core.desired import desire
+    from controller.manifests import loader as manifest
+    m = desire(manifest.load(Workload(40, tmp_path).write().manifests))
     iam = _FakeIam(listing)
-    roles, external, missing = read_roles(_FakeAws(iam), m, "ecs-secrets")
+    roles, external, missing = read_roles(_FakeAws(iam), m)
     assert sorted(roles) == [f"bench-app{j}-exec" for j in range(4)] and not external and not missing
     assert all(r.owned and r.managed == {"arn:aws:iam::aws:policy/x"} and list(r.inline) == ["ecs-secrets"]
                for r in roles.values())

@@ -1,4 +1,4 @@
-"""The generated controller policy (controller/permissions.py) covers every API call a reconcile makes.
+"""The generated controller policy (controller/core/permissions.py) covers every API call a reconcile makes.
 
 Reconciles of manifests/ (create, dry-run, repair of out-of-band changes, keepRevisions, --prune,
 writes whose reply was lost) and the leader-election lease run against moto's server while botocore's ``before-call`` events record every call with its
@@ -30,6 +30,7 @@ from controller import reconcile
 from recording import Call, RecordingAws
 from controller.cli import main
 from controller.verify.iam_eval import Decision, NamedPolicy, Request, evaluate
+from controller.core.desired import desire
 from controller.manifests.loader import load
 from controller.manifests.models import DEFAULT_MANAGED_POLICY
 
@@ -283,7 +284,7 @@ def seed() -> None:
 
 
 def policy_of(path: Path, **target: Any) -> dict:
-    return permissions.policy_for(load(path, REGION), permissions.Target(ACCOUNT, REGION, **target))
+    return permissions.policy_for(desire(load(path, REGION)), permissions.Target(ACCOUNT, REGION, **target))
 
 
 @dataclass
@@ -432,7 +433,7 @@ def test_sandbox_takes_the_account_from_sts() -> None:
 
 def test_policy_covers_the_reads_after_ambiguous_writes(aws_env: str, monkeypatch: pytest.MonkeyPatch,
                                                         no_backoff: None, capsys: pytest.CaptureFixture) -> None:
-    """Lost replies and 5xx on writes make apply read back what it wrote (controller/idempotency.py)."""
+    """Lost replies and 5xx on writes make apply read back what it wrote (controller/aws/idempotency.py)."""
     seed()
     canary = "canary-" + secrets.token_hex(16)
     settings = reconcile.Settings(environ={"DB_PASSWORD": canary})

@@ -11,6 +11,7 @@ import pytest
 
 from controller.core import permissions
 from controller.verify.iam_eval import Decision, NamedPolicy, Request, evaluate
+from controller.core.desired import desire
 from controller.manifests.loader import load
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -18,7 +19,7 @@ MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
 
 
 def policy_of(path: Path, **target: Any) -> dict:
-    return permissions.policy_for(load(path, REGION), permissions.Target(ACCOUNT, REGION, **target))
+    return permissions.policy_for(desire(load(path, REGION)), permissions.Target(ACCOUNT, REGION, **target))
 
 
 OTHER = "111122223333"
@@ -110,7 +111,7 @@ def test_policy_for_external_roles_other_regions_and_undeclared_parameters(tmp_p
 
 def test_partition_reaches_arns_and_service_names() -> None:
     target = permissions.Target(ACCOUNT, "cn-north-1", partition="aws-cn")
-    policy = permissions.policy_for(load(MANIFESTS, "cn-north-1"), target)
+    policy = permissions.policy_for(desire(load(MANIFESTS, "cn-north-1")), target)
     resources = [r for st in policy["Statement"] if st["Resource"] != "*" for r in st["Resource"]]
     assert resources and all(r.startswith("arn:aws-cn:") for r in resources)
     encrypt = statements_of(policy)["EncryptOnlyOurParametersThroughSsmByAlias"]

@@ -27,7 +27,7 @@ OWNER = "ecs-secrets"
 
 @pytest.fixture(scope="module")
 def scenario():
-    return manifest.load("manifests", region=REGION)
+    return d.desire(manifest.load("manifests", region=REGION), OWNER)
 
 
 def ctx() -> d.Context:
@@ -57,29 +57,31 @@ def described(body: dict) -> dict:
     return out
 
 
-def in_sync(m) -> Actual:
+def in_sync(desired) -> Actual:
     actual = empty()
-    for obj in m.of("Parameter"):
+    m = desired.resolve(actual.ctx)
+    for obj in (p.obj for p in m.of("Parameter")):
         tags_key = obj.spec.kmsKeyId or ("alias/aws/ssm" if obj.spec.type == "SecureString" else None)
         actual.parameters[(REGION, obj.spec.name)] = ActualParameter(
             obj.spec.name, REGION, obj.spec.type, tags_key, "Standard", obj.spec.description, 1, owned=True,
             value=values().get(obj.name))
-    role = m.get("ExecutionRole", "web-exec")
+    want = m.get("ExecutionRole/web-exec")
+    role = want.obj
     actual.roles[role.spec.roleName] = ActualRole(
         role.spec.roleName, f"arn:aws:iam::{ACCOUNT}:role/{role.spec.roleName}", "/", policy.trust_policy(ACCOUNT),
         role.spec.description, d.tags_of(role, OWNER),
-        inline={"ecs-secrets": d.grants_for(m, role, ctx()).document()}, managed=set(role.spec.managedPolicyArns),
+        inline={"ecs-secrets": want.inline}, managed=set(role.spec.managedPolicyArns),
         owned=True)
-    td = m.get("TaskDefinition", "web")
-    body = d.task_definition_body(m, td, ctx())
+    td = m.get("TaskDefinition/web")
+    body = dict(td.body)
     actual.task_definitions["web"] = ActualTaskDefinition("web", "arn:...:web:1", 1, described(body),
-                                                          d.tags_of(td, OWNER), owned=True, active=[1],
+                                                          d.tags_of(td.obj, OWNER), owned=True, active=[1],
                                                           owned_revisions={1})
     return actual
 
 
-def plan_for(m, actual):
-    return make_plan(m, actual, values(), OWNER)
+def plan_for(desired, actual):
+    return make_plan(desired.resolve(actual.ctx), actual, values())
 
 
 def check_golden(name: str, text: str) -> None:

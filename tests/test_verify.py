@@ -20,13 +20,14 @@ import jsonschema
 import pytest
 
 from awsserver import TEST_ENV, UNSET_ENV, MotoHandle
-from controller import cli
-from controller.verify import command as v
-from controller.verify import report as vr
+from controller import cli, reconcile
 from controller.aws.session import Aws
+from controller.verify import decide
+from controller.verify import facts as v
+from controller.verify import report as vr
+from controller.verify.command import command
 from controller.verify.iam_eval import Decision, NamedPolicy
 from controller.vocab.problems import ControllerError
-from controller.verify.command import command
 
 ACC = "111122223333"
 REGION = "us-east-1"
@@ -93,18 +94,18 @@ NEEDS = [
 
 @pytest.mark.parametrize("source,expected", NEEDS)
 def test_needs_are_exact_actions_on_exact_resources(source: str, expected: list) -> None:
-    row = v.check(target(source), facts())
+    row = decide.check(target(source), facts())
     assert [(n.action, n.resource) for n in row.needs] == expected
     assert row.verdict == v.ALLOWED, row.reason
 
 
 def test_decrypt_carries_the_context_of_the_service_that_calls_kms() -> None:
-    ssm_key = v.check(target("/app/api"), facts()).needs[1].context
+    ssm_key = decide.check(target("/app/api"), facts()).needs[1].context
     assert ssm_key["kms:ViaService"] == "ssm.us-east-1.amazonaws.com"
     assert ssm_key["kms:EncryptionContext:PARAMETER_ARN"] == param("/app/api")
     assert ssm_key["aws:RequestedRegion"] == "us-east-1"
     other = facts(secrets={(REGION, "pay/stripe"): v.SecretFact(SECRET, "alias/custom")})
-    sm_key = v.check(target(SM_PATH), other).needs[2].context
+    sm_key = decide.check(target(SM_PATH), other).needs[2].context
     assert sm_key["kms:ViaService"] == "secretsmanager.us-east-1.amazonaws.com"
     assert sm_key["kms:EncryptionContext:SecretARN"] == SECRET
 
@@ -198,19 +199,19 @@ VERDICTS = [
 
 @pytest.mark.parametrize("source,changes,verdict,words", [c[1:] for c in VERDICTS], ids=[c[0] for c in VERDICTS])
 def test_verdict(source: str, changes: dict, verdict: str, words: list[str]) -> None:
-    row = v.check(target(source), facts(**changes))
+    row = decide.check(target(source), facts(**changes))
     assert (row.verdict, all(w in row.reason for w in words)) == (verdict, True), row.reason
     assert (row.reason == "") == (verdict == v.ALLOWED)
 
 
 def test_no_execution_role_is_denied() -> None:
-    row = v.check(target("/app/db", role=None), facts())
+    row = decide.check(target("/app/db", role=None), facts())
     assert row.verdict == v.DENIED and "executionRoleArn" in row.reason
 
 
 def test_missing_wins_over_denied_in_one_row() -> None:
     changes = {**role(NamedPolicy("p", doc(allow("ecr:*")))), "parameters": {(REGION, "/app/db"): None}}
-    assert v.check(target("/app/db"), facts(**changes)).verdict == v.MISSING
+    assert decide.check(target("/app/db"), facts(**changes)).verdict == v.MISSING
 
 
 # --- report, exit code, rendering ----------------------------------------------------------------
@@ -260,7 +261,7 @@ def test_simulation_note() -> None:
 
 
 def test_the_pure_part_imports_no_aws_client() -> None:
-    code = "import sys, controller.verify.command; print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
+    code = "import sys, controller.verify.decide; print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -342,7 +343,8 @@ def world(converged: World) -> Iterator[World]:
 
 def run(world: World, **kwargs: object) -> tuple[int, str, Counter]:
     out, before = io.StringIO(), Counter(world.aws.calls)
-    kwargs.setdefault("manifest", MANIFESTS)
+    manifests = kwargs.pop("manifest", MANIFESTS)
+    kwargs["desired"] = reconcile.load(str(manifests), world.aws) if manifests is not None else None
     code = command(world.aws, out=out, **kwargs)  # type: ignore[arg-type]
     return code, out.getvalue(), world.aws.calls - before
 

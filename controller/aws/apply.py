@@ -20,9 +20,9 @@ from typing import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from controller.aws.session import Aws, error_code
+from controller.aws.writers import WRITERS
 from controller.core.plan import Change, Plan
 from controller.vocab.sensitive import scrub
-from controller.aws.writers import WRITERS
 
 log = logging.getLogger("ecs_secrets.apply")
 WORKERS = 4   # writes in flight; the rate limiter (aws.py), not this, keeps us under AWS's quotas

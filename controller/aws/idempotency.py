@@ -17,16 +17,14 @@ from typing import Any, Callable, TypeVar
 
 from botocore.exceptions import ClientError
 
-from controller.core import ops
-
-from controller.vocab import policy
-
 from controller.aws import retry
 from controller.aws.session import error_code
+from controller.core import ops
 from controller.core.desired import OWNER_TAG
-from controller.manifests.models import DEFAULT_KMS_KEY
-from controller.vocab.sensitive import Sensitive
 from controller.core.taskdef import normalize
+from controller.manifests.models import DEFAULT_KMS_KEY
+from controller.vocab import policy
+from controller.vocab.sensitive import Sensitive
 
 T = TypeVar("T")
 

@@ -7,33 +7,31 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from controller.core import desired as d
-from controller.aws.session import Aws, error_code
 from controller.aws.inuse import InUse
-from controller.manifests.loader import Manifest
+from controller.aws.session import Aws, error_code
+from controller.core.desired import OWNER_TAG, Desired, DesiredTaskDefinition
 from controller.core.state import ActualTaskDefinition
 
 READ_WORKERS = 4  # reads in flight per kind; the rate limiter, not this, keeps us under AWS's quota
 
 
-def read_task_definitions(aws: Aws, manifest: Manifest, owner: str,
-                          in_use: InUse | None = None) -> dict[str, ActualTaskDefinition]:
+def read_task_definitions(aws: Aws, desired: Desired, in_use: InUse | None = None) -> dict[str, ActualTaskDefinition]:
     """One DescribeTaskDefinition per family (ECS has no batch form), a few at a time."""
-    ecs = aws.client("ecs")
+    ecs, owner = aws.client("ecs"), desired.owner
     in_use = in_use or InUse(aws)
     with ThreadPoolExecutor(READ_WORKERS) as pool:
-        found = pool.map(lambda obj: _read_family(ecs, obj, owner, in_use), manifest.of("TaskDefinition"))
+        found = pool.map(lambda want: _read_family(ecs, want, owner, in_use), desired.task_definitions)
         return {td.family: td for td in found if td is not None}
 
 
-def _read_family(ecs: Any, obj: Any, owner: str, in_use: InUse) -> ActualTaskDefinition | None:
-    td = latest(ecs, obj.spec.family, owner)
+def _read_family(ecs: Any, want: DesiredTaskDefinition, owner: str, in_use: InUse) -> ActualTaskDefinition | None:
+    td = latest(ecs, want.family, owner)
     if td is None:
         return None
     if not td.owned:
         td.owned = _owned_earlier(ecs, td, owner)
-    if obj.spec.keepRevisions:
-        _revisions(ecs, td, obj.spec.keepRevisions, owner, in_use)
+    if want.keep_revisions:
+        _revisions(ecs, td, want.keep_revisions, owner, in_use)
     return td
 
 
@@ -46,7 +44,7 @@ def latest(ecs: Any, family_or_arn: str, owner: str) -> ActualTaskDefinition | N
         raise
     body, tags = r["taskDefinition"], {t["key"]: t["value"] for t in r.get("tags", [])}
     return ActualTaskDefinition(family=body["family"], arn=body["taskDefinitionArn"], revision=body["revision"],
-                                body=body, tags=tags, owned=tags.get(d.OWNER_TAG) == owner)
+                                body=body, tags=tags, owned=tags.get(OWNER_TAG) == owner)
 
 
 def _owned_earlier(ecs: Any, td: ActualTaskDefinition, owner: str, look_back: int = 10) -> bool:

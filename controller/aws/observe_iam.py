@@ -14,9 +14,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from controller.core import desired as d
 from controller.aws.session import Aws, error_code
-from controller.manifests.loader import Manifest
+from controller.core.desired import OWNER_TAG, Desired
 from controller.core.state import ActualRole
 
 LIST_MIN_ROLES = 4   # 3 x 4 per-role reads against one page of the listing for an account of < 1,000 roles
@@ -24,24 +23,24 @@ LIST_PAGE = 1000
 log = logging.getLogger("ecs_secrets.observe")
 
 
-def read_roles(aws: Aws, manifest: Manifest, owner: str) -> tuple[dict[str, ActualRole], dict[str, str], dict[tuple, str]]:
+def read_roles(aws: Aws, desired: Desired) -> tuple[dict[str, ActualRole], dict[str, str], dict[tuple, str]]:
     """(declared roles that exist by roleName, external role name → ARN, what is missing)."""
-    iam = aws.client("iam")
-    if len(manifest.of("ExecutionRole")) >= LIST_MIN_ROLES:
+    iam, owner = aws.client("iam"), desired.owner
+    if len(desired.roles) >= LIST_MIN_ROLES:
         try:
-            return _list_roles(iam, manifest, owner)
+            return _list_roles(iam, desired)
         except ClientError as exc:
             log.warning("iam:GetAccountAuthorizationDetails failed (%s); reading each role instead", error_code(exc))
     roles, external, missing = {}, {}, {}
-    for obj in manifest.of("ExecutionRole"):
+    for want in desired.roles:
         try:
-            role = _read_role(iam, obj.spec.roleName, obj.spec.inlinePolicyName, owner)
+            role = _read_role(iam, want.name, want.inline_name, owner)
         except ClientError as exc:  # one unreadable role blocks itself (and its dependents), not all
-            missing[("read", obj.ref)] = f"cannot read IAM role {obj.spec.roleName}: {error_code(exc)}"
+            missing[("read", want.ref)] = f"cannot read IAM role {want.name}: {error_code(exc)}"
             continue
         if role is not None:
             roles[role.name] = role
-    for name in sorted(_external_role_names(manifest)):
+    for name in sorted(desired.external_roles):
         try:
             external[name] = iam.get_role(RoleName=name)["Role"]["Arn"]
         except ClientError as exc:
@@ -49,15 +48,6 @@ def read_roles(aws: Aws, manifest: Manifest, owner: str) -> tuple[dict[str, Actu
             missing[("role", name)] = f"IAM role {name} does not exist; create it or declare it as an " \
                 "ExecutionRole" if gone else f"cannot read IAM role {name}: {error_code(exc)}"
     return roles, external, missing
-
-
-def _external_role_names(manifest: Manifest) -> set[str]:
-    names = set()
-    for td in manifest.of("TaskDefinition"):
-        wanted = td.spec.executionRole
-        if wanted and not wanted.startswith("arn:") and d.execution_role(manifest, td) is None:
-            names.add(wanted)
-    return names
 
 
 def _read_role(iam: Any, name: str, inline_name: str, owner: str) -> ActualRole | None:
@@ -70,7 +60,7 @@ def _read_role(iam: Any, name: str, inline_name: str, owner: str) -> ActualRole 
     tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
     role = ActualRole(name=name, arn=raw["Arn"], path=raw.get("Path", "/"),
                       trust=raw.get("AssumeRolePolicyDocument"), description=raw.get("Description"),
-                      tags=tags, owned=tags.get(d.OWNER_TAG) == owner)
+                      tags=tags, owned=tags.get(OWNER_TAG) == owner)
     try:
         role.inline[inline_name] = iam.get_role_policy(RoleName=name, PolicyName=inline_name)["PolicyDocument"]
     except ClientError as exc:
@@ -81,9 +71,8 @@ def _read_role(iam: Any, name: str, inline_name: str, owner: str) -> ActualRole 
     return role
 
 
-def _list_roles(iam: Any, manifest: Manifest, owner: str) -> tuple[dict[str, ActualRole], dict[str, str], dict]:
-    declared = {o.spec.roleName: o for o in manifest.of("ExecutionRole")}
-    wanted_external = _external_role_names(manifest)
+def _list_roles(iam: Any, desired: Desired) -> tuple[dict[str, ActualRole], dict[str, str], dict]:
+    owner, declared, wanted_external = desired.owner, {r.name: r for r in desired.roles}, desired.external_roles
     roles, external = {}, {}
     pages = iam.get_paginator("get_account_authorization_details").paginate(
         Filter=["Role"], PaginationConfig={"PageSize": LIST_PAGE})
@@ -91,11 +80,11 @@ def _list_roles(iam: Any, manifest: Manifest, owner: str) -> tuple[dict[str, Act
         for detail in page["RoleDetailList"]:
             name = detail["RoleName"]
             if name in declared:
-                roles[name] = _from_detail(detail, declared[name].spec.inlinePolicyName, owner)
+                roles[name] = _from_detail(detail, declared[name].inline_name, owner)
             elif name in wanted_external:
                 external[name] = detail["Arn"]
     for name, role in roles.items():
-        if declared[name].spec.description is not None:  # the listing has no descriptions
+        if declared[name].description is not None:  # the listing has no descriptions
             role.description = iam.get_role(RoleName=name)["Role"].get("Description")
     missing = {("role", name): f"IAM role {name} does not exist; create it or declare it as an ExecutionRole"
                for name in sorted(wanted_external - set(external))}
@@ -106,7 +95,7 @@ def _from_detail(detail: dict, inline_name: str, owner: str) -> ActualRole:
     tags = {t["Key"]: t["Value"] for t in detail.get("Tags", [])}
     role = ActualRole(name=detail["RoleName"], arn=detail["Arn"], path=detail.get("Path", "/"),
                       trust=detail.get("AssumeRolePolicyDocument"), description=None,
-                      tags=tags, owned=tags.get(d.OWNER_TAG) == owner)
+                      tags=tags, owned=tags.get(OWNER_TAG) == owner)
     role.inline.update({p["PolicyName"]: p["PolicyDocument"] for p in detail.get("RolePolicyList", [])
                         if p["PolicyName"] == inline_name})
     role.managed.update(p["PolicyArn"] for p in detail.get("AttachedManagedPolicies", []))

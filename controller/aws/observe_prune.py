@@ -8,28 +8,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.core import desired as d
-from controller.vocab.arns import parse_value_from
-from controller.aws.session import Aws
 from controller.aws.inuse import InUse
-from controller.manifests.loader import Manifest
-from controller.aws.observe import describe_parameters, actual_parameter, tag_filter
 from controller.aws.observe_ecs import active_revisions
+from controller.aws.observe_ssm import actual_parameter, describe_parameters, tag_filter
+from controller.aws.session import Aws
+from controller.core.desired import DELETION_TAG, OWNER_TAG, Desired
+from controller.core.state import ActualRole, PruneCandidates
+from controller.vocab.arns import parse_value_from
 from controller.vocab.secretrefs import secret_uses
-from controller.core.state import Actual, ActualRole, PruneCandidates
 
 
-def read_prune_candidates(aws: Aws, manifest: Manifest, actual: Actual, owner: str,
-                          in_use: InUse | None = None) -> PruneCandidates:
-    out = PruneCandidates()
-    declared = d.declared_parameters(manifest, aws.region)
-    filters = [tag_filter(d.OWNER_TAG, owner), tag_filter(d.DELETION_TAG, "Delete")]
+def read_prune_candidates(aws: Aws, desired: Desired, in_use: InUse | None = None) -> PruneCandidates:
+    out, owner, declared = PruneCandidates(), desired.owner, desired.parameters
+    filters = [tag_filter(OWNER_TAG, owner), tag_filter(DELETION_TAG, "Delete")]
     for region in sorted({aws.region} | {r for r, _ in declared}):
         for meta in describe_parameters(aws.client("ssm", region), filters):
             if (region, meta["Name"]) not in declared:
                 out.parameters.append(actual_parameter(meta, region, True, None))
-    out.roles = _roles(aws.client("iam"), {o.spec.roleName for o in manifest.of("ExecutionRole")}, owner)
-    out.task_definitions = _families(aws, {o.spec.family for o in manifest.of("TaskDefinition")}, owner,
+    out.roles = _roles(aws.client("iam"), {r.name for r in desired.roles}, owner)
+    out.task_definitions = _families(aws, {td.family for td in desired.task_definitions}, owner,
                                      in_use or InUse(aws))
     if out.parameters:
         out.referenced = _referenced(aws.client("ecs"), aws.region)
@@ -43,7 +40,7 @@ def _roles(iam: Any, declared: set[str], owner: str) -> list[ActualRole]:
             if role["RoleName"] in declared:
                 continue
             tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=role["RoleName"])["Tags"]}
-            if tags.get(d.OWNER_TAG) == owner and tags.get(d.DELETION_TAG) == "Delete":
+            if tags.get(OWNER_TAG) == owner and tags.get(DELETION_TAG) == "Delete":
                 out.append(_role(iam, role, tags))
     return out
 
@@ -65,7 +62,7 @@ def _families(aws: Aws, declared: set[str], owner: str, in_use: InUse) -> dict[s
     tagged: dict[str, set[int]] = {}
     pages = tagging.get_paginator("get_resources").paginate(
         ResourceTypeFilters=["ecs:task-definition"],
-        TagFilters=[{"Key": d.OWNER_TAG, "Values": [owner]}, {"Key": d.DELETION_TAG, "Values": ["Delete"]}])
+        TagFilters=[{"Key": OWNER_TAG, "Values": [owner]}, {"Key": DELETION_TAG, "Values": ["Delete"]}])
     for page in pages:
         for item in page["ResourceTagMappingList"]:
             family, rev = item["ResourceARN"].rsplit("/", 1)[1].rsplit(":", 1)

@@ -16,9 +16,8 @@ from typing import Any, Callable
 from botocore.exceptions import ClientError
 
 from controller.aws import idempotency, retry
-
-from controller.core import ops
 from controller.aws.session import Aws, error_code
+from controller.core import ops
 from controller.manifests.models import DEFAULT_KMS_KEY
 from controller.vocab.sensitive import Sensitive
 

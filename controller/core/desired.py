@@ -1,19 +1,25 @@
-"""Desired state: the manifests resolved against what only AWS knows (account, key and secret ARNs).
+"""Desired state: every object of the manifests resolved, built once, then completed with what only AWS knows.
 
-Pure. ``Context`` carries the looked-up facts; ``placeholder_context`` fills it with stand-ins of the
-right length so that ``validate`` can size the derived policies without calling AWS.
+Pure. ``desire`` turns a checked ``Manifest`` into ``Desired``: parameters with their Region, key,
+tags and value source; roles with the references of every task definition that uses them; task
+definitions with their RegisterTaskDefinition body, references and dependencies; and ``reads``,
+what observe must read. ``Desired.resolve(ctx)`` adds the facts observe found (account, partition,
+key and secret ARNs) once: ARNs, derived inline policies, execution role ARNs. Every later stage
+(observe, diff, prune, controller-policy, verify, the sandbox) receives a ``Desired``, never the
+manifest. ``placeholder_context`` sizes the derived policies before any AWS call.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Mapping
 
+from controller.manifests.documents import Manifest, Obj
+from controller.manifests.models import DEFAULT_KMS_KEY, ValueSource, ecs_input
 from controller.vocab import arns, policy
 from controller.vocab.arns import Reference, parse_value_from
-from controller.manifests.ecsmodel import ecs_input
-from controller.manifests.loader import Manifest, Obj
-from controller.manifests.models import DEFAULT_KMS_KEY
+from controller.vocab.problems import ManifestError, Problem
 from controller.vocab.secretrefs import secret_uses
 
 OWNER_TAG = "ecs-secrets:owner"
@@ -22,6 +28,8 @@ DELETION_TAG = "ecs-secrets:deletion-policy"
 
 @dataclass(frozen=True)
 class Context:
+    """What only AWS knows, as observe found it."""
+
     account: str
     region: str
     partition: str = "aws"
@@ -32,58 +40,243 @@ class Context:
     role_arns: Mapping[str, str] = field(default_factory=dict)                     # external role name → ARN
 
 
-def tags_of(obj: Obj, owner: str) -> dict[str, str]:
-    """Every tag we write: the object's own, who owns it, and what --prune may do with it later."""
-    return {**checked_tags(obj), OWNER_TAG: owner}
-
-
-def checked_tags(obj: Obj) -> dict[str, str]:
-    own = obj.spec.tags if obj.kind != "TaskDefinition" else {
-        t["key"]: t["value"] for t in obj.spec.ecs_fields().get("tags") or []}
-    return {**own, DELETION_TAG: obj.spec.deletionPolicy}
-
-
 def is_aws_managed_key(key_id: str | None) -> bool:
     return key_id is None or key_id.startswith("alias/aws/")
 
 
-def parameter_region(obj: Obj, ctx_region: str) -> str:
-    return obj.spec.region or ctx_region
+# --- the objects ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DesiredParameter:
+    obj: Obj
+    name: str
+    region: str
+    type: str
+    key: str | None                 # the KMS key as written (default alias/aws/ssm); None unless SecureString
+    tier: str
+    description: str | None
+    tags: Mapping[str, str]         # every tag we write: the object's own, the deletion policy, our owner
+    source: ValueSource | None      # None: managed elsewhere, it only has to exist
+    arn: str | None = None          # after resolve
+
+    @property
+    def ref(self) -> str:
+        return self.obj.ref
+
+    @property
+    def compares_value(self) -> bool:
+        """Its value is read to compare: fromEnv, fromFile, literal (a generated value is never compared)."""
+        return self.source is not None and self.source.generate is None
+
+    @property
+    def literal(self) -> bool:
+        """A literal String value, which a plan may show; every other value is sensitive."""
+        return self.source is not None and self.source.literal is not None and self.type != "SecureString"
+
+    @property
+    def custom_key(self) -> str | None:
+        return None if is_aws_managed_key(self.key) else self.key
 
 
-def declared_parameters(manifest: Manifest, region: str) -> dict[tuple[str, str], Obj]:
-    """(region, SSM name) → Parameter; made once per manifest and Region (read-only: do not mutate)."""
-    return manifest.memo(("declared_parameters", region), lambda: {
-        (parameter_region(o, region), o.spec.name): o for o in manifest.of("Parameter")})
+@dataclass(frozen=True)
+class DesiredRole:
+    obj: Obj
+    name: str                                   # roleName
+    path: str
+    inline_name: str
+    managed: tuple[str, ...]                    # managed policy ARNs, sorted
+    description: str | None
+    tags: Mapping[str, str]
+    references: tuple[Reference, ...]           # of every task definition that uses the role, in manifest order
+    arn: str | None = None                      # after resolve
+    grants: Grants | None = None                # after resolve: what its derived inline policy allows
+
+    @property
+    def ref(self) -> str:
+        return self.obj.ref
+
+    @property
+    def inline(self) -> dict | None:
+        assert self.grants is not None, "resolve the Desired first"
+        return self.grants.document()
 
 
-def execution_role(manifest: Manifest, td: Obj) -> Obj | None:
-    """The declared ExecutionRole a TaskDefinition uses, by metadata.name or by roleName."""
-    wanted = td.spec.executionRole
-    if wanted is None:
+@dataclass(frozen=True)
+class DesiredTaskDefinition:
+    obj: Obj
+    family: str
+    fields: Mapping[str, Any]                   # the RegisterTaskDefinition input as written, without tags
+    tags: Mapping[str, str]
+    references: tuple[Reference, ...]
+    role: str | None                            # executionRole as written: a declared role, a role name or an ARN
+    declared_role: str | None                   # the ref of the declared ExecutionRole it uses
+    depends_on: tuple[str, ...]                 # refs applied before it: its role and declared parameters
+    keep_revisions: int | None
+    body: Mapping[str, Any] | None = None       # after resolve: ``fields`` with the executionRoleArn
+
+    @property
+    def ref(self) -> str:
+        return self.obj.ref
+
+
+DesiredObject = DesiredParameter | DesiredRole | DesiredTaskDefinition
+
+
+@dataclass
+class RegionReads:
+    """What observe reads in one Region."""
+
+    declared: dict[str, DesiredParameter] = field(default_factory=dict)   # name → declared parameter
+    undeclared: set[str] = field(default_factory=set)
+    secrets: set[str] = field(default_factory=set)
+    keys: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Desired:
+    region: str                                                   # the controller's Region
+    owner: str
+    objects: tuple[DesiredObject, ...]                            # in manifest order: the plan's order
+    parameters: Mapping[tuple[str, str], DesiredParameter]        # (region, SSM name) → declared parameter
+    external_roles: frozenset[str]                                # role names task definitions use, not declared
+    reads: Mapping[str, RegionReads]                              # Region → what observe reads there
+    ctx: Context | None = None                                    # after resolve
+
+    def of(self, kind: str) -> list[Any]:
+        return list(self._by_kind.get(kind, ()))
+
+    def get(self, ref: str) -> DesiredObject | None:
+        return self._by_ref.get(ref)
+
+    @cached_property
+    def _by_kind(self) -> dict[str, list[DesiredObject]]:
+        out: dict[str, list[DesiredObject]] = {}
+        for o in self.objects:
+            out.setdefault(o.obj.kind, []).append(o)
+        return out
+
+    @cached_property
+    def _by_ref(self) -> dict[str, DesiredObject]:
+        return {o.ref: o for o in self.objects}
+
+    @property
+    def roles(self) -> list[DesiredRole]:
+        return self.of("ExecutionRole")
+
+    @property
+    def task_definitions(self) -> list[DesiredTaskDefinition]:
+        return self.of("TaskDefinition")
+
+    def resolve(self, ctx: Context) -> Desired:
+        """Complete with what observe found; once per reconcile."""
+        objects = tuple(_resolved(o, self, ctx) for o in self.objects)
+        parameters = {(o.region, o.name): o for o in objects if isinstance(o, DesiredParameter)}
+        return replace(self, objects=objects, parameters=parameters, ctx=ctx)
+
+
+def tags_of(obj: Obj, owner: str) -> dict[str, str]:
+    """Every tag we write: the object's own, who owns it, and what --prune may do with it later."""
+    own = obj.spec.tags if obj.kind != "TaskDefinition" else {
+        t["key"]: t["value"] for t in obj.spec.ecs_fields().get("tags") or []}
+    return {**own, DELETION_TAG: obj.spec.deletionPolicy, OWNER_TAG: owner}
+
+
+def references(fields: Mapping[str, Any]) -> tuple[Reference, ...]:
+    return tuple(parse_value_from(u.value_from) for u in secret_uses(fields))
+
+
+# --- building ------------------------------------------------------------------------------------
+
+def desire(manifest: Manifest, owner: str = "ecs-secrets") -> Desired:
+    """The manifests as desired state; a derived policy over IAM's limit is refused here."""
+    parameters = {key: _parameter(o, key[0], owner) for key, o in manifest.declared_parameters.items()}
+    tds = {td.ref: _task_definition(td, manifest, owner) for td in manifest.of("TaskDefinition")}
+    by_role: dict[str, list[Reference]] = {}
+    for td in tds.values():
+        if td.declared_role:
+            by_role.setdefault(td.declared_role, []).extend(td.references)
+    objects = tuple(parameters[(o.spec.region or manifest.region, o.spec.name)] if o.kind == "Parameter" else
+                    _role(o, owner, by_role.get(o.ref, ())) if o.kind == "ExecutionRole" else tds[o.ref]
+                    for o in manifest.objects)
+    external = frozenset(t.role for t in tds.values() if t.role and not t.declared_role and not t.role.startswith("arn:"))
+    desired = Desired(manifest.region, owner, objects, parameters, external,
+                      _reads(parameters, tds.values(), manifest.region))
+    problems = policy_problems(desired.resolve(placeholder_context(desired)))
+    if problems:
+        raise ManifestError(problems)
+    return desired
+
+
+def _parameter(obj: Obj, region: str, owner: str) -> DesiredParameter:
+    spec = obj.spec
+    key = (spec.kmsKeyId or DEFAULT_KMS_KEY) if spec.type == "SecureString" else None
+    return DesiredParameter(obj, spec.name, region, spec.type, key, spec.tier, spec.description,
+                            tags_of(obj, owner), spec.value)
+
+
+def _role(obj: Obj, owner: str, refs: Any) -> DesiredRole:
+    spec = obj.spec
+    return DesiredRole(obj, spec.roleName, spec.path, spec.inlinePolicyName, tuple(sorted(spec.managedPolicyArns)),
+                       spec.description, tags_of(obj, owner), tuple(refs))
+
+
+def _task_definition(td: Obj, manifest: Manifest, owner: str) -> DesiredTaskDefinition:
+    fields = ecs_input(td.spec.ecs_fields())
+    fields.pop("tags", None)
+    refs = references(fields)
+    role = manifest.execution_role(td)
+    declared = manifest.declared_parameters
+    needed = [role.ref] if role else []
+    needed += [declared[(r.region or manifest.region, r.name)].ref for r in refs
+               if (r.region or manifest.region, r.name) in declared]
+    return DesiredTaskDefinition(td, td.spec.family, fields, tags_of(td, owner), refs, td.spec.executionRole,
+                                 role.ref if role else None, tuple(dict.fromkeys(needed)), td.spec.keepRevisions)
+
+
+def _reads(parameters: Mapping[tuple[str, str], DesiredParameter], tds: Any, region: str) -> dict[str, RegionReads]:
+    out: dict[str, RegionReads] = {}
+    for (r, name), p in parameters.items():
+        n = out.setdefault(r, RegionReads())
+        n.declared[name] = p
+        if p.custom_key:
+            n.keys.add(p.custom_key)
+    for td in tds:
+        for ref in td.references:
+            r = ref.region or region
+            n = out.setdefault(r, RegionReads())
+            if ref.secret_id:
+                n.secrets.add(ref.secret_id)
+            elif ref.service == "ssm" and (r, ref.name) not in parameters:
+                n.undeclared.add(ref.name)
+    return out
+
+
+# --- resolving -----------------------------------------------------------------------------------
+
+def _resolved(o: DesiredObject, desired: Desired, ctx: Context) -> DesiredObject:
+    if isinstance(o, DesiredParameter):
+        return replace(o, arn=arns.parameter_arn(ctx.partition, o.region, ctx.account, o.name))
+    if isinstance(o, DesiredRole):
+        return replace(o, arn=arns.role_arn(ctx.partition, ctx.account, o.path, o.name),
+                       grants=grants_for(o.references, desired.parameters, ctx))
+    body = dict(o.fields)
+    role = _role_arn(o, desired, ctx)
+    if role:
+        body["executionRoleArn"] = role
+    return replace(o, body=body)
+
+
+def _role_arn(td: DesiredTaskDefinition, desired: Desired, ctx: Context) -> str | None:
+    if td.fields.get("executionRoleArn"):
+        return td.fields["executionRoleArn"]
+    if td.role is None:
         return None
-    by_role_name = manifest.memo("roles_by_roleName", lambda: {
-        r.spec.roleName: r for r in reversed(manifest.of("ExecutionRole"))})  # the first wins, as with next()
-    return manifest.get("ExecutionRole", wanted) or by_role_name.get(wanted)
-
-
-def role_arn_for(manifest: Manifest, td: Obj, ctx: Context) -> str | None:
-    fields = td.spec.ecs_fields()
-    if fields.get("executionRoleArn"):
-        return fields["executionRoleArn"]
-    wanted = td.spec.executionRole
-    if wanted is None:
-        return None
-    role = execution_role(manifest, td)
+    role = desired.get(td.declared_role) if td.declared_role else None
     if role is not None:
-        return arns.role_arn(ctx.partition, ctx.account, role.spec.path, role.spec.roleName)
-    if wanted.startswith("arn:"):
-        return wanted
-    return ctx.role_arns.get(wanted) or arns.role_arn(ctx.partition, ctx.account, "/", wanted)
-
-
-def references(td: Obj) -> list[Reference]:
-    return [parse_value_from(u.value_from) for u in secret_uses(td.spec.ecs_fields())]
+        return arns.role_arn(ctx.partition, ctx.account, role.path, role.name)
+    if td.role.startswith("arn:"):
+        return td.role
+    return ctx.role_arns.get(td.role) or arns.role_arn(ctx.partition, ctx.account, "/", td.role)
 
 
 @dataclass
@@ -97,34 +290,20 @@ class Grants:
         return policy.derive(self.parameters, self.secrets, self.keys)
 
 
-def grants_for(manifest: Manifest, role: Obj, ctx: Context) -> Grants:
+def grants_for(refs: Any, declared: Mapping[tuple[str, str], DesiredParameter], ctx: Context) -> Grants:
     grants = Grants()
-    declared = declared_parameters(manifest, ctx.region)
-    for td in _tasks_by_role(manifest).get(id(role), ()):
-        for ref in references(td):
-            _grant(grants, ref, declared, ctx)
+    for ref in refs:
+        _grant(grants, ref, declared, ctx)
     return grants
 
 
-def _tasks_by_role(manifest: Manifest) -> dict[int, list[Obj]]:
-    """id(declared ExecutionRole) → the TaskDefinitions that use it, in manifest order; made once."""
-    def index() -> dict[int, list[Obj]]:
-        out: dict[int, list[Obj]] = {}
-        for td in manifest.of("TaskDefinition"):
-            role = execution_role(manifest, td)
-            if role is not None:
-                out.setdefault(id(role), []).append(td)
-        return out
-    return manifest.memo("tasks_by_role", index)
-
-
-def _grant(grants: Grants, ref: Reference, declared: dict, ctx: Context) -> None:
+def _grant(grants: Grants, ref: Reference, declared: Mapping, ctx: Context) -> None:
     region = ref.region or ctx.region
     secret = ref.secret_id
     if ref.service == "ssm":
         grants.parameters.add(arns.parameter_arn(ctx.partition, region, ref.account or ctx.account, ref.name))
-        obj = declared.get((region, ref.name))
-        key = (obj.spec.kmsKeyId or DEFAULT_KMS_KEY) if obj else ctx.param_keys.get((region, ref.name))
+        param = declared.get((region, ref.name))
+        key = (param.obj.spec.kmsKeyId or DEFAULT_KMS_KEY) if param else ctx.param_keys.get((region, ref.name))
         _grant_key(grants, region, key, ctx)
     if secret is not None:
         grants.lookups.add(("secret", region, secret))
@@ -142,29 +321,32 @@ def _grant_key(grants: Grants, region: str, key: str | None, ctx: Context) -> No
         grants.keys.add(arn)
 
 
-def task_definition_body(manifest: Manifest, td: Obj, ctx: Context) -> dict[str, Any]:
-    """The RegisterTaskDefinition input we would send, without tags."""
-    body = ecs_input(td.spec.ecs_fields())
-    body.pop("tags", None)
-    role = role_arn_for(manifest, td, ctx)
-    if role:
-        body["executionRoleArn"] = role
-    return body
+def policy_problems(desired: Desired) -> list[Problem]:
+    return [p for role in desired.roles for p in role_policy_problems(role)]
 
 
-def placeholder_context(manifest: Manifest, region: str) -> Context:
+def role_policy_problems(role: DesiredRole) -> list[Problem]:
+    document = role.inline
+    if document is None or policy.size(document) <= policy.MAX_INLINE_ROLE_POLICY_CHARS:
+        return []
+    return [role.obj.problem(("spec", "inlinePolicyName"), f"the derived inline policy would be "
+                             f"{policy.size(document):,} characters, over IAM's "
+                             f"{policy.MAX_INLINE_ROLE_POLICY_CHARS:,}; split the task definitions across "
+                             "more execution roles")]
+
+
+def placeholder_context(desired: Desired) -> Context:
     """Stand-ins as long as the real ARNs, to size policies before any AWS call."""
-    account = "000000000000"
+    account, region = "000000000000", desired.region
     key_arns = {}
-    for obj in manifest.of("Parameter"):
-        key = obj.spec.kmsKeyId
+    for p in desired.parameters.values():
+        key = p.obj.spec.kmsKeyId
         if key and not is_aws_managed_key(key):
-            r = parameter_region(obj, region)
-            key_arns[(r, key)] = key if key.startswith("arn:") and ":key/" in key else \
-                f"arn:aws:kms:{r}:{account}:key/00000000-0000-0000-0000-000000000000"
+            key_arns[(p.region, key)] = key if key.startswith("arn:") and ":key/" in key else \
+                f"arn:aws:kms:{p.region}:{account}:key/00000000-0000-0000-0000-000000000000"
     secrets = {}
-    for td in manifest.of("TaskDefinition"):
-        for ref in references(td):
+    for td in desired.task_definitions:
+        for ref in td.references:
             if ref.secret_id and ref.service == "ssm":
                 secrets[(region, ref.secret_id)] = f"arn:aws:secretsmanager:{region}:{account}:secret:{ref.secret_id}-XXXXXX"
     return Context(account=account, region=region, key_arns=key_arns, secret_arns=secrets)

@@ -5,32 +5,29 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from controller.manifests import checks
-
-from controller.core import desired as d, ops
-
-from controller.vocab import policy
-from controller.manifests.loader import Manifest, Obj
-from controller.manifests.models import DEFAULT_KMS_KEY
+from controller.core import ops
+from controller.core.desired import Desired, DesiredParameter, DesiredRole, DesiredTaskDefinition, role_policy_problems
 from controller.core.plan import Blocker, Change, FieldChange, Plan, block_dependents, diff_values
-from controller.vocab.sensitive import Sensitive
 from controller.core.state import Actual, ActualParameter
 from controller.core.taskdef_diff import task_definition_change
+from controller.vocab import policy
+from controller.vocab.sensitive import Sensitive
 
 
-def make_plan(manifest: Manifest, actual: Actual, values: dict[str, Sensitive], owner: str,
+def make_plan(desired: Desired, actual: Actual, values: dict[str, Sensitive],
               prune_changes: list[Change] | None = None) -> Plan:
+    """``desired`` resolved against ``actual.ctx``; ``values``: metadata.name → the value to write."""
     changes: list[Change] = []
     blockers: list[Blocker] = []
     in_sync: list[str] = []
-    for obj in manifest.objects:
+    for want in desired.objects:
         try:
-            change = _DIFF[obj.kind](manifest, obj, actual, values, owner)
+            change = _DIFF[want.obj.kind](want, actual, values)
         except Blocked as exc:
-            blockers.append(Blocker(obj.ref, str(exc), exc.terminal, exc.dependent))
+            blockers.append(Blocker(want.ref, str(exc), exc.terminal, exc.dependent))
             continue
-        (changes.append(change) if change else in_sync.append(obj.ref))
-    dependents = _dependents(manifest, actual.ctx.region)
+        (changes.append(change) if change else in_sync.append(want.ref))
+    dependents = _dependents(desired)
     block_dependents(changes, blockers, dependents)
     needs = {}
     for ref, deps in dependents.items():
@@ -47,21 +44,16 @@ class Blocked(Exception):
         self.terminal, self.dependent = terminal, dependent
 
 
-def _dependents(manifest: Manifest, region: str) -> dict[str, list[str]]:
+def _dependents(desired: Desired) -> dict[str, list[str]]:
     """ref → the refs that cannot be applied before it: a task definition after its role and parameters."""
     out: dict[str, list[str]] = {}
-    declared = d.declared_parameters(manifest, region)
-    for td in manifest.of("TaskDefinition"):
-        role = d.execution_role(manifest, td)
-        needed = [role.ref] if role else []
-        needed += [declared[(r.region or region, r.name)].ref for r in d.references(td)
-                   if (r.region or region, r.name) in declared]
-        for ref in needed:
+    for td in desired.task_definitions:
+        for ref in td.depends_on:
             out.setdefault(ref, []).append(td.ref)
     return out
 
 
-def _owned_or_adopted(obj: Obj, owned: bool, what: str) -> None:
+def _owned_or_adopted(obj: Any, owned: bool, what: str) -> None:
     if not owned and not obj.model.metadata.adopt:
         raise Blocked(f"{what} exists but is not owned by this controller (no ecs-secrets:owner tag with our "
                       "owner id); set metadata.adopt: true to take it over, or rename it")
@@ -74,22 +66,21 @@ def _missing(actual: Actual, *key: str) -> None:
 
 # --- Parameter -------------------------------------------------------------------------------
 
-def _parameter(manifest: Manifest, obj: Obj, actual: Actual, values: dict, owner: str) -> Change | None:
-    spec, region = obj.spec, d.parameter_region(obj, actual.ctx.region)
-    key = (spec.kmsKeyId or DEFAULT_KMS_KEY) if spec.type == "SecureString" else None
+def _parameter(want: DesiredParameter, actual: Actual, values: dict) -> Change | None:
+    obj, region, key = want.obj, want.region, want.key
     if key:
         _missing(actual, "kms", region, key)
-    current = actual.parameters.get((region, spec.name))
-    if spec.value is None:  # managed elsewhere: it only has to exist
-        _missing(actual, "ssm", region, spec.name)
+    current = actual.parameters.get((region, want.name))
+    if want.source is None:  # managed elsewhere: it only has to exist
+        _missing(actual, "ssm", region, want.name)
         return None
-    put = ops.PutParameter(name=spec.name, region=region, type=spec.type, key_id=key, tier=spec.tier,
-                           description=spec.description, tags=d.tags_of(obj, owner), value=values.get(obj.name),
-                           generate_length=spec.value.generate.length if spec.value.generate else None,
-                           literal=spec.value.literal is not None and spec.type != "SecureString")
+    put = ops.PutParameter(name=want.name, region=region, type=want.type, key_id=key, tier=want.tier,
+                           description=want.description, tags=dict(want.tags), value=values.get(obj.name),
+                           generate_length=want.source.generate.length if want.source.generate else None,
+                           literal=want.literal)
     if current is None:
         return Change("Parameter", obj.name, "create", _parameter_fields(put), put)
-    _owned_or_adopted(obj, current.owned, f"SSM parameter {spec.name}")
+    _owned_or_adopted(obj, current.owned, f"SSM parameter {want.name}")
     return _parameter_update(obj, put, current, actual)
 
 
@@ -104,7 +95,7 @@ def _parameter_fields(put: ops.PutParameter) -> tuple[FieldChange, ...]:
     return tuple(fields)
 
 
-def _parameter_update(obj: Obj, put: ops.PutParameter, cur: ActualParameter, actual: Actual) -> Change | None:
+def _parameter_update(obj: Any, put: ops.PutParameter, cur: ActualParameter, actual: Actual) -> Change | None:
     fields = []
     if put.type != cur.type:
         fields.append(FieldChange("type", cur.type, put.type))
@@ -145,35 +136,35 @@ def _same_key(actual: Actual, region: str, wanted: str, current: str | None) -> 
 
 # --- ExecutionRole ---------------------------------------------------------------------------
 
-def _role(manifest: Manifest, obj: Obj, actual: Actual, values: dict, owner: str) -> Change | None:
-    spec, ctx = obj.spec, actual.ctx
-    grants = d.grants_for(manifest, obj, ctx)
-    for lookup in sorted(grants.lookups & actual.missing.keys()):
+def _role(role: DesiredRole, actual: Actual, values: dict) -> Change | None:
+    obj, ctx = role.obj, actual.ctx
+    assert role.grants is not None, "diff needs the Desired resolved against actual.ctx"
+    for lookup in sorted(role.grants.lookups & actual.missing.keys()):
         # derived without it, the policy would drop a grant that running tasks still need
         raise Blocked(f"its policy needs what cannot be read: {actual.missing[lookup]}", terminal=False,
                       dependent=True)
-    inline = grants.document()
-    problems = list(checks.policy_size_problems(obj, inline))
+    inline = role.inline
+    problems = role_policy_problems(role)
     if problems:
         raise Blocked(problems[0].message)
-    want = ops.PutRole(name=spec.roleName, path=spec.path, description=spec.description,
-                       trust=policy.trust_policy(ctx.account), tags=d.tags_of(obj, owner),
-                       inline_name=spec.inlinePolicyName, inline=inline, attach=tuple(sorted(spec.managedPolicyArns)))
-    current = actual.roles.get(spec.roleName)
+    want = ops.PutRole(name=role.name, path=role.path, description=role.description,
+                       trust=policy.trust_policy(ctx.account), tags=dict(role.tags),
+                       inline_name=role.inline_name, inline=inline, attach=role.managed)
+    current = actual.roles.get(role.name)
     if current is None:
-        fields = [FieldChange("roleName", None, spec.roleName), FieldChange("path", None, spec.path),
+        fields = [FieldChange("roleName", None, role.name), FieldChange("path", None, role.path),
                   FieldChange("trustPolicy", None, "ecs-tasks.amazonaws.com"),
                   FieldChange("managedPolicyArns", None, list(want.attach)),
-                  FieldChange(f"inlinePolicy.{spec.inlinePolicyName}", None, inline)]
+                  FieldChange(f"inlinePolicy.{role.inline_name}", None, inline)]
         return Change("ExecutionRole", obj.name, "create", tuple(fields), want)
-    _owned_or_adopted(obj, current.owned, f"IAM role {spec.roleName}")
-    if current.path != spec.path:
-        raise Blocked(f"role {spec.roleName} has path {current.path}, not {spec.path}; IAM cannot move a "
+    _owned_or_adopted(obj, current.owned, f"IAM role {role.name}")
+    if current.path != role.path:
+        raise Blocked(f"role {role.name} has path {current.path}, not {role.path}; IAM cannot move a "
                       "role: delete it or keep its path")
     return _role_update(obj, want, current)
 
 
-def _role_update(obj: Obj, want: ops.PutRole, cur: Any) -> Change | None:
+def _role_update(obj: Any, want: ops.PutRole, cur: Any) -> Change | None:
     fields: list[FieldChange] = []
     trust = not policy.same(want.trust, cur.trust)
     if trust:
@@ -199,8 +190,9 @@ def _role_update(obj: Obj, want: ops.PutRole, cur: Any) -> Change | None:
     return Change("ExecutionRole", obj.name, "update", tuple(fields), op)
 
 
-def _task_definition(manifest: Manifest, obj: Obj, actual: Actual, values: dict, owner: str) -> Change | None:
-    for ref in d.references(obj):
+def _task_definition(td: DesiredTaskDefinition, actual: Actual, values: dict) -> Change | None:
+    obj = td.obj
+    for ref in td.references:
         region = ref.region or actual.ctx.region
         if ref.account and ref.account != actual.ctx.account:
             raise Blocked(f"{ref.raw} is in account {ref.account}, not {actual.ctx.account}; ECS reads "
@@ -208,13 +200,13 @@ def _task_definition(manifest: Manifest, obj: Obj, actual: Actual, values: dict,
         _missing(actual, "ssm", region, ref.name)
         if ref.secret_id:
             _missing(actual, "secret", region, ref.secret_id)
-    if obj.spec.executionRole:
-        _missing(actual, "role", obj.spec.executionRole)
-    current = actual.task_definitions.get(obj.spec.family)
+    if td.role:
+        _missing(actual, "role", td.role)
+    current = actual.task_definitions.get(td.family)
     if current is not None:
-        _owned_or_adopted(obj, current.owned, f"task definition family {obj.spec.family}")
-    return task_definition_change(obj, d.task_definition_body(manifest, obj, actual.ctx),
-                                  d.tags_of(obj, owner), current, actual.ctx)
+        _owned_or_adopted(obj, current.owned, f"task definition family {td.family}")
+    assert td.body is not None, "diff needs the Desired resolved against actual.ctx"
+    return task_definition_change(td, current, actual.ctx)
 
 
 _DIFF = {"Parameter": _parameter, "ExecutionRole": _role, "TaskDefinition": _task_definition}

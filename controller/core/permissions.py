@@ -20,9 +20,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from controller.core.desired import (DELETION_TAG, OWNER_TAG, Desired, DesiredParameter, DesiredRole,
+                                    DesiredTaskDefinition)
 from controller.vocab import arns
-from controller.core import desired as d
-from controller.manifests.loader import Manifest, Obj
 
 VERSION = "2012-10-17"
 MAX_MANAGED_POLICY_CHARS = 6_144  # IAM counts the document without white space
@@ -148,43 +148,40 @@ class Scope:
     many_roles: bool = False
 
 
-def scope(manifest: Manifest, target: Target) -> Scope:
+def scope(desired: Desired, target: Target) -> Scope:
+    """What ``desired`` touches, as ARNs of ``target``'s account (its Region is the one ``desired`` was loaded in)."""
     t = target
-    params = tuple(_param(o, t.region) for o in manifest.of("Parameter"))
-    roles = manifest.of("ExecutionRole")
+    params = tuple(_param(p) for p in desired.parameters.values())
+    roles, tds = desired.roles, desired.task_definitions
     secrets: set[str] = set()
     runtime_regions: set[str] = set()
-    declared = d.declared_parameters(manifest, t.region)
-    for td in manifest.of("TaskDefinition"):
-        for ref in d.references(td):
+    for td in tds:
+        for ref in td.references:
             region = ref.region or t.region
             if ref.secret_id:
                 secrets.update(_secret_patterns(t, region, ref.account or t.account, ref.secret_id))
-            if ref.secret_id or (ref.service == "ssm" and (region, ref.name) not in declared):
+            if ref.secret_id or (ref.service == "ssm" and (region, ref.name) not in desired.parameters):
                 runtime_regions.add(region)
     runtime_regions |= {p.region for p in params if p.secure and (p.compared or p.generated)}
     return Scope(
         target=t, params=params, secrets=tuple(sorted(secrets)), runtime_key_regions=tuple(sorted(runtime_regions)),
         roles=tuple(_role_arn(t, r) for r in roles),
-        attaching=tuple(_role_arn(t, r) for r in roles if r.spec.managedPolicyArns),
-        external_roles=tuple(sorted({p for td in manifest.of("TaskDefinition") for p in _external(manifest, td, t)})),
-        passed_roles=tuple(sorted({p for td in manifest.of("TaskDefinition") for p in _passed(manifest, td, t)})),
-        families=tuple(sorted({td.spec.family for td in manifest.of("TaskDefinition")})),
-        managed_policies=tuple(sorted({a for r in roles for a in r.spec.managedPolicyArns})),
-        keep_revisions=any(td.spec.keepRevisions for td in manifest.of("TaskDefinition")),
+        attaching=tuple(_role_arn(t, r) for r in roles if r.managed),
+        external_roles=tuple(sorted({p for td in tds for p in _external(td, t)})),
+        passed_roles=tuple(sorted({p for td in tds for p in _passed(desired, td, t)})),
+        families=tuple(sorted({td.family for td in tds})),
+        managed_policies=tuple(sorted({a for r in roles for a in r.managed})),
+        keep_revisions=any(td.keep_revisions for td in tds),
         many_roles=len(roles) >= LIST_MIN_ROLES)
 
 
-def _param(obj: Obj, region: str) -> Param:
-    spec, value = obj.spec, obj.spec.value
-    key = spec.kmsKeyId if spec.kmsKeyId and not d.is_aws_managed_key(spec.kmsKeyId) else None
-    return Param(d.parameter_region(obj, region), spec.name, key, spec.type == "SecureString",
-                 compared=value is not None and value.generate is None,
-                 generated=value is not None and value.generate is not None)
+def _param(p: DesiredParameter) -> Param:
+    return Param(p.region, p.name, p.custom_key, p.type == "SecureString",
+                 compared=p.compares_value, generated=p.source is not None and p.source.generate is not None)
 
 
-def _role_arn(t: Target, role: Obj) -> str:
-    return arns.role_arn(t.partition, t.account, role.spec.path, role.spec.roleName)
+def _role_arn(t: Target, role: DesiredRole) -> str:
+    return arns.role_arn(t.partition, t.account, role.path, role.name)
 
 
 def _role_patterns(t: Target, name_or_arn: str) -> list[str]:
@@ -195,19 +192,18 @@ def _role_patterns(t: Target, name_or_arn: str) -> list[str]:
     return [base + name_or_arn, base + "*/" + name_or_arn]
 
 
-def _external(manifest: Manifest, td: Obj, t: Target) -> list[str]:
-    wanted = td.spec.executionRole
-    if not wanted or wanted.startswith("arn:") or d.execution_role(manifest, td) is not None:
+def _external(td: DesiredTaskDefinition, t: Target) -> list[str]:
+    if not td.role or td.role.startswith("arn:") or td.declared_role is not None:
         return []
-    return _role_patterns(t, wanted)
+    return _role_patterns(t, td.role)
 
 
-def _passed(manifest: Manifest, td: Obj, t: Target) -> list[str]:
-    fields = td.spec.ecs_fields()
+def _passed(desired: Desired, td: DesiredTaskDefinition, t: Target) -> list[str]:
+    fields = td.fields
     out = [p for key in ("executionRoleArn", "taskRoleArn") if fields.get(key) for p in _role_patterns(t, fields[key])]
-    if not fields.get("executionRoleArn") and td.spec.executionRole:
-        role = d.execution_role(manifest, td)
-        out += [_role_arn(t, role)] if role is not None else _role_patterns(t, td.spec.executionRole)
+    if not fields.get("executionRoleArn") and td.role:
+        role = desired.get(td.declared_role) if td.declared_role else None
+        out += [_role_arn(t, role)] if role is not None else _role_patterns(t, td.role)
     return out
 
 
@@ -338,8 +334,8 @@ CONDITIONS: dict[str, Callable[[Scope, Grant], dict]] = {
     "encrypted_parameters": lambda s, g: _encryption_context(_secure(s, custom_key=True), s),
     "declared_policy_arns": lambda s, g: {"ArnEquals": {"iam:PolicyARN": list(s.managed_policies)}},
     "passed_to_ecs_tasks": lambda s, g: {"StringEquals": {"iam:PassedToService": ECS_TASKS}},
-    "owned_and_deletable": lambda s, g: {"StringEquals": {f"aws:ResourceTag/{d.OWNER_TAG}": s.target.owner,
-                                                          f"aws:ResourceTag/{d.DELETION_TAG}": "Delete"}},
+    "owned_and_deletable": lambda s, g: {"StringEquals": {f"aws:ResourceTag/{OWNER_TAG}": s.target.owner,
+                                                          f"aws:ResourceTag/{DELETION_TAG}": "Delete"}},
 }
 
 
@@ -360,9 +356,9 @@ def merge_conditions(*blocks: dict | None) -> dict | None:
     return out or None
 
 
-def policy_for(manifest: Manifest, target: Target) -> dict:
-    """The identity policy for the controller reconciling ``manifest`` as ``target`` says."""
-    s = scope(manifest, target)
+def policy_for(desired: Desired, target: Target) -> dict:
+    """The identity policy for the controller reconciling ``desired`` as ``target`` says."""
+    s = scope(desired, target)
     statements: dict[str, dict] = {}
     for step in STEPS:
         if not wanted(step, s):

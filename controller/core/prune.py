@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from controller.core import desired as d, ops
-from controller.vocab.arns import role_name_from_arn
-from controller.manifests.loader import Manifest
+from controller.core import ops
+from controller.core.desired import Desired
 from controller.core.plan import Change, FieldChange
-from controller.vocab.problems import ControllerError
 from controller.core.state import Actual
+from controller.vocab.arns import role_name_from_arn
+from controller.vocab.problems import ControllerError
 
 
 class TooManyDeletions(ControllerError):
     pass
 
 
-def plan_prune(manifest: Manifest, actual: Actual, max_deletions: int) -> list[Change]:
+def plan_prune(desired: Desired, actual: Actual, max_deletions: int) -> list[Change]:
     candidates = actual.prune
     if candidates is None:
         return []
-    referenced = candidates.referenced | _wanted_parameters(manifest, actual.ctx.region)
-    wanted_roles = _wanted_roles(manifest)
+    referenced = candidates.referenced | _wanted_parameters(desired)
+    wanted_roles = _wanted_roles(desired)
     changes = [_parameter(p, referenced) for p in candidates.parameters]
     changes += [Change("ExecutionRole", r.name, "delete",
                        (FieldChange("roleName", r.name, None),),
@@ -36,17 +36,17 @@ def plan_prune(manifest: Manifest, actual: Actual, max_deletions: int) -> list[C
     return changes
 
 
-def _wanted_parameters(manifest: Manifest, region: str) -> set[tuple[str, str]]:
+def _wanted_parameters(desired: Desired) -> set[tuple[str, str]]:
     """What the manifests' own task definitions read: registered in this run, after observe looked."""
-    return {(ref.region or region, ref.name) for td in manifest.of("TaskDefinition")
-            for ref in d.references(td) if ref.service == "ssm"}
+    return {(ref.region or desired.region, ref.name) for td in desired.task_definitions
+            for ref in td.references if ref.service == "ssm"}
 
 
-def _wanted_roles(manifest: Manifest) -> set[str]:
+def _wanted_roles(desired: Desired) -> set[str]:
     """Execution roles the manifests' task definitions name without declaring them."""
     names = set()
-    for td in manifest.of("TaskDefinition"):
-        role = td.spec.ecs_fields().get("executionRoleArn") or td.spec.executionRole
+    for td in desired.task_definitions:
+        role = td.fields.get("executionRoleArn") or td.role
         if role:
             names.add(role_name_from_arn(role) if role.startswith("arn:") else role)
     return names

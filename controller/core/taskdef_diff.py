@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from controller.core import ops
-from controller.vocab.arns import parse_arn, parameter_name_from_arn
-from controller.core.desired import Context
+from controller.core.desired import Context, DesiredTaskDefinition
 from controller.core.plan import Change, FieldChange, diff_values
 from controller.core.state import ActualTaskDefinition
 from controller.core.taskdef import normalize
+from controller.vocab.arns import parameter_name_from_arn, parse_arn
 
 
 def comparable(body: dict[str, Any], ctx: Context) -> dict[str, Any]:
@@ -31,24 +31,25 @@ def _as_name(value_from: str, ctx: Context) -> str:
     return value_from
 
 
-def task_definition_change(obj: Any, body: dict, tags: dict[str, str], current: ActualTaskDefinition | None,
+def task_definition_change(td: DesiredTaskDefinition, current: ActualTaskDefinition | None,
                            ctx: Context) -> Change | None:
-    keep = obj.spec.keepRevisions
+    keep, family, name = td.keep_revisions, td.family, td.obj.name
+    body, tags = dict(td.body or {}), dict(td.tags)
     if current is None:
-        op = ops.PutTaskDefinition(family=obj.spec.family, body=body, tags=tags)
-        return Change("TaskDefinition", obj.name, "create", tuple(diff_values({}, comparable(body, ctx))), op)
+        op = ops.PutTaskDefinition(family=family, body=body, tags=tags)
+        return Change("TaskDefinition", name, "create", tuple(diff_values({}, comparable(body, ctx))), op)
     fields = diff_values(comparable(current.body, ctx), comparable(body, ctx))
     register = bool(fields)
     add_tags = {k: v for k, v in tags.items() if current.tags.get(k) != v}
     if not register and add_tags:
         fields += [FieldChange(f"tags.{k}", current.tags.get(k), v) for k, v in sorted(add_tags.items())]
     deregister = _old_revisions(current, keep, register)
-    fields += [FieldChange(f"revision {obj.spec.family}:{r}", "ACTIVE", "INACTIVE") for r in deregister]
+    fields += [FieldChange(f"revision {family}:{r}", "ACTIVE", "INACTIVE") for r in deregister]
     if not fields:
         return None
-    op = ops.PutTaskDefinition(family=obj.spec.family, body=body, tags=tags, register=register,
+    op = ops.PutTaskDefinition(family=family, body=body, tags=tags, register=register,
                                tag_arn=None if register or not add_tags else current.arn, deregister=deregister)
-    return Change("TaskDefinition", obj.name, "update", tuple(fields), op)
+    return Change("TaskDefinition", name, "update", tuple(fields), op)
 
 
 def _old_revisions(current: ActualTaskDefinition, keep: int | None, register: bool) -> tuple[int, ...]:

@@ -1,23 +1,26 @@
-"""Where parameter values come from: the controller's environment and files. The one I/O of desired state."""
+"""Where parameter values come from: a mapping of variables and a file reader, both handed in. Pure.
+
+The caller supplies the sources: the controller's environment and files (``reconcile``), or the
+sandbox's stand-ins for what is not set (``controller.sandbox``); nothing here knows which.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable, Mapping
 
+from controller.core.desired import Desired
 from controller.manifests import rules
-from controller.manifests.loader import Manifest
 from controller.vocab.problems import Problem
 from controller.vocab.sensitive import Sensitive
 
+ReadFile = Callable[[str], str]
 
-def resolve(manifest: Manifest, environ: Mapping[str, str],
-            read: Callable[[str], str] = lambda p: Path(p).read_text(encoding="utf-8"),
-            ) -> tuple[dict[str, Sensitive], list[Problem]]:
+
+def resolve(desired: Desired, environ: Mapping[str, str], read: ReadFile) -> tuple[dict[str, Sensitive], list[Problem]]:
     """metadata.name → value for every Parameter whose value is given (not generated)."""
     values, problems = {}, []
-    for obj in manifest.of("Parameter"):
-        source = obj.spec.value
+    for p in desired.parameters.values():
+        source, obj = p.source, p.obj
         if source is None or source.generate is not None:
             continue
         at = ("spec", "value")
@@ -37,8 +40,8 @@ def resolve(manifest: Manifest, environ: Mapping[str, str],
         else:
             raw = source.literal
         value = Sensitive(raw, secret=source.literal is None)
-        msg = rules.check_value_size(raw, obj.spec.tier) or (None if raw else "the value is empty; SSM needs "
-                                                              "at least one character")
+        msg = rules.check_value_size(raw, p.tier) or (None if raw else "the value is empty; SSM needs "
+                                                      "at least one character")
         if msg:
             problems.append(obj.problem(at, msg))
             continue

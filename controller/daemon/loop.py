@@ -18,27 +18,27 @@ import threading
 import time
 import uuid
 from collections import Counter
-from typing import Any
-
-from controller.daemon import backoff as backoff_
+from typing import Any, Callable
 
 from controller import reconcile
 from controller.aws.session import Aws, error_code
+from controller.core.desired import Desired
+from controller.daemon import backoff as backoff_
 from controller.daemon.backoff import Backoff
 from controller.daemon.httpserver import Endpoints, Server
 from controller.daemon.lease import Lease
-from controller.manifests.loader import Manifest
 from controller.daemon.metrics import Metrics
-from controller.vocab.problems import ControllerError, ManifestError
-from controller.vocab.sensitive import scrub
 from controller.daemon.status import Pass, Table, iso
 from controller.daemon.watch import Watcher
+from controller.vocab.problems import ControllerError, ManifestError
+from controller.vocab.sensitive import scrub
 
 log = logging.getLogger("ecs_secrets.daemon")
 POLL = 0.5          # seconds between looks at the manifest files and the stop flag
 MIN_GAP = 1.0       # the shortest wait for a backoff or after an error (a manifest change does not wait)
 HEALTH_FLOOR = 30.0  # with a tiny --interval, one slow first reconcile must not fail the liveness probe
 _current = {"id": "-"}
+Seed = Callable[[Aws, Desired], None]
 
 
 class ContextFilter(logging.Filter):
@@ -57,11 +57,12 @@ def _ctx(action: str, obj: str = "-") -> dict[str, str]:
 
 class Daemon:
     def __init__(self, aws: Aws, path: str, settings: reconcile.Settings, interval: float,
-                 metrics: Metrics, lease: Lease | None = None, sandbox: bool = False) -> None:
+                 metrics: Metrics, lease: Lease | None = None, owner: str = "ecs-secrets",
+                 seed: Seed | None = None) -> None:
         self.aws, self.path, self.settings, self.interval = aws, path, settings, interval
-        self.metrics, self.lease, self.sandbox = metrics, lease, sandbox
+        self.metrics, self.lease, self.owner, self.seed = metrics, lease, owner, seed
         self.backoff, self.table, self.watcher = Backoff(), Table(), Watcher(path)
-        self.manifest: Manifest | None = None
+        self.desired: Desired | None = None
         self.manifest_error: str | None = None
         self.stopping, self.wake = threading.Event(), threading.Event()
         self.changed = False
@@ -107,8 +108,8 @@ class Daemon:
         return result
 
     def reconcile(self) -> str:
-        assert self.manifest is not None
-        result = reconcile.make(self.aws, self.manifest, self.settings)
+        assert self.desired is not None
+        result = reconcile.make(self.aws, self.desired, self.settings)
         gated, fingerprints = self.gate(result)
         leading = self.leading()
         if leading:
@@ -118,14 +119,14 @@ class Daemon:
 
     def gate(self, result: reconcile.Result) -> tuple[set[str], dict[str, str]]:
         """Hold back the changes of objects whose backoff is not due; they block their dependents."""
-        assert self.manifest is not None
+        assert self.desired is not None
         now, held, fingerprints = time.monotonic(), {}, {}
         for change in result.plan.changes:
-            obj = self.manifest.get(change.kind, change.name)
-            if obj is None:
+            want = self.desired.get(change.ref)
+            if want is None:
                 continue  # a prune: the object left the manifests
             fp = fingerprints[change.ref] = backoff_.fingerprint(
-                obj.model.model_dump(mode="json"), [(f.path, f.before, f.after) for f in change.fields])
+                want.obj.model.model_dump(mode="json"), [(f.path, f.before, f.after) for f in change.fields])
             if not self.backoff.allows(change.ref, fp, now):
                 held[change.ref] = "backing off after a failed write"
         result.plan = reconcile.block(result.plan, held)
@@ -182,32 +183,31 @@ class Daemon:
 
     def load(self) -> None:
         """The first load: manifests that do not validate stop the daemon before it starts."""
-        self.manifest = reconcile.load(self.path, self.aws)
-        if self.sandbox:
-            from controller.sandbox import embedded as sandbox
-            sandbox.seed(self.aws, self.manifest)
-        self._adopt(self.manifest)
+        desired = reconcile.load(self.path, self.aws, self.owner)
+        if self.seed is not None:
+            self.seed(self.aws, desired)
+        self._adopt(desired)
 
     def reload(self) -> None:
         self.changed = False
         try:
-            manifest = reconcile.load(self.path, self.aws)
+            desired = reconcile.load(self.path, self.aws, self.owner)
         except ManifestError as exc:
             self.manifest_error = str(exc)
             self.metrics.manifests_valid.set(0)
             log.error("the changed manifests do not validate; still reconciling the last valid ones: %s", exc,
                       extra=_ctx("load", self.path))
             return
-        log.info("loaded %d objects", len(manifest.objects), extra=_ctx("load", self.path))
-        self._adopt(manifest)
+        log.info("loaded %d objects", len(desired.objects), extra=_ctx("load", self.path))
+        self._adopt(desired)
 
-    def _adopt(self, manifest: Manifest) -> None:
-        self.manifest, self.manifest_error = manifest, None
+    def _adopt(self, desired: Desired) -> None:
+        self.desired, self.manifest_error = desired, None
         self.metrics.manifests_valid.set(1)
-        self.table.follow(manifest)
-        self.backoff.forget_except({o.ref for o in manifest.objects})
-        self.watcher.follow(o.spec.value.fromFile for o in manifest.of("Parameter")
-                            if o.spec.value is not None and o.spec.value.fromFile)
+        self.table.follow(desired)
+        self.backoff.forget_except({o.ref for o in desired.objects})
+        self.watcher.follow(p.source.fromFile for p in desired.parameters.values()
+                            if p.source is not None and p.source.fromFile)
 
     # --- leadership, stopping, health ---------------------------------------------------------
 
@@ -246,19 +246,20 @@ class Daemon:
         return {"leader": self.leading(), "holder": self.lease.holder if self.lease else None,
                 "fence": self.lease.fence if self.lease else None, "ready": self.ready,
                 "manifests": {"path": self.path, "valid": self.manifest_error is None, "error": self.manifest_error,
-                              "objects": len(self.manifest.objects) if self.manifest else 0},
+                              "objects": len(self.desired.objects) if self.desired else 0},
                 "last_reconcile": self.last, "objects": self.table.snapshot(self.backoff, time.monotonic())}
 
 
 # --- the command -----------------------------------------------------------------------------
 
-def run(args: argparse.Namespace, aws: Aws) -> int:
+def run(args: argparse.Namespace, aws: Aws, sources: dict[str, Any] | None = None, seed: Seed | None = None) -> int:
+    """``sources``: where values come from (``reconcile.Settings``' environ and read_file); ``seed``: run once
+    on the first manifests, before the first reconcile (the sandbox's placeholders)."""
     for handler in logging.getLogger().handlers:
         handler.addFilter(ContextFilter())
-    settings = reconcile.Settings(owner=args.owner, fill_missing_values=args.sandbox, isolate=True,
-                                  clusters=tuple(getattr(args, "cluster", None) or ()))
+    settings = reconcile.Settings(isolate=True, clusters=tuple(getattr(args, "cluster", None) or ()), **(sources or {}))
     metrics = Metrics()
-    daemon = Daemon(aws, args.filename, settings, args.interval, metrics, sandbox=args.sandbox)
+    daemon = Daemon(aws, args.filename, settings, args.interval, metrics, owner=args.owner, seed=seed)
     if args.lease_table:
         daemon.lease = _lease(args, aws, metrics, daemon)
     server = None if args.once else Server(args.metrics_address, args.metrics_port, Endpoints(

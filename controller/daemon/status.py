@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from controller.aws.apply import Outcome, Report
-from controller.daemon.backoff import Backoff, is_terminal
-from controller.manifests.loader import Manifest
+from controller.core.desired import Desired
 from controller.core.plan import Change, Plan
+from controller.daemon.backoff import Backoff, is_terminal
 
 log = logging.getLogger("ecs_secrets.status")
 
@@ -48,9 +48,9 @@ class Table:
     def __init__(self) -> None:
         self.objects: dict[str, ObjectStatus] = {}
 
-    def follow(self, manifest: Manifest) -> None:
+    def follow(self, desired: Desired) -> None:
         """Track exactly the objects of the manifests in force."""
-        refs = {o.ref: o for o in manifest.objects}
+        refs = {o.ref: o.obj for o in desired.objects}
         self.objects = {ref: self.objects.get(ref) or ObjectStatus(o.kind, o.name) for ref, o in refs.items()}
 
     def record(self, p: Pass, backoff: Backoff, mono: float, wall: float) -> str:

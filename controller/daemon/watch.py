@@ -3,7 +3,7 @@
 Polling rather than inotify (watchfiles): Kubernetes updates a mounted ConfigMap by swapping a
 hidden ``..data`` symlink, which ``os.stat`` follows for free while event watchers see only the
 hidden entries; a few stat calls a second cost nothing; and it needs no new dependency. The same
-files as ``manifest.load`` are watched (hidden entries skipped), plus any ``fromFile`` value files.
+files as ``manifests.loader.load`` are watched (hidden entries skipped), plus any ``fromFile`` value files.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from controller.manifests.loader import manifest_files
+from controller.manifests.files import manifest_files
 
 Stamp = tuple[tuple[str, int, int, int], ...]
 

@@ -4,41 +4,36 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 from controller.manifests import ecsmodel, rules
-
-from controller.vocab import policy
+from controller.manifests.documents import Manifest, Obj
 from controller.vocab.arns import BadReference, parse_arn, parse_value_from
 from controller.vocab.problems import Problem
 from controller.vocab.secretrefs import secret_uses
-
-if TYPE_CHECKING:
-    from controller.manifests.loader import Manifest, Obj
 
 RESERVED_TAG_PREFIXES = ("aws:", "ecs-secrets:")
 _POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
 
 
-def check(manifest: "Manifest", region: str = "us-east-1") -> list[Problem]:
+def check(manifest: Manifest) -> list[Problem]:
+    """What the manifests alone can tell; the size of a derived policy is checked with ``Desired``."""
     problems: list[Problem] = []
     for obj in manifest.objects:
         problems.extend(_metadata(obj))
         problems.extend(_BY_KIND[obj.kind](obj))
-    problems.extend(_duplicates(manifest, region))
-    problems.extend(_references(manifest, region))
-    if not problems:
-        problems.extend(_policy_sizes(manifest, region))
+    problems.extend(_duplicates(manifest))
+    problems.extend(_references(manifest))
     return problems
 
 
-def _metadata(obj: "Obj") -> Iterator[Problem]:
+def _metadata(obj: Obj) -> Iterator[Problem]:
     msg = rules.check_metadata_name(obj.name)
     if msg:
         yield obj.problem(("metadata", "name"), msg)
 
 
-def _parameter(obj: "Obj") -> Iterator[Problem]:
+def _parameter(obj: Obj) -> Iterator[Problem]:
     spec, at = obj.spec, ("spec",)
     is_reference = rules.is_secretsmanager_reference(spec.name)
     msg = None if is_reference else rules.check_parameter_name(spec.name)
@@ -56,7 +51,7 @@ def _parameter(obj: "Obj") -> Iterator[Problem]:
     yield from _tags(obj, spec.tags)
 
 
-def _value(obj: "Obj") -> Iterator[Problem]:
+def _value(obj: Obj) -> Iterator[Problem]:
     value, at = obj.spec.value, ("spec", "value")
     if value is None or value.literal is None:
         return
@@ -69,7 +64,7 @@ def _value(obj: "Obj") -> Iterator[Problem]:
         yield obj.problem(at + ("literal",), msg)
 
 
-def _tags(obj: "Obj", tags: dict[str, str]) -> Iterator[Problem]:
+def _tags(obj: Obj, tags: dict[str, str]) -> Iterator[Problem]:
     for key, value in tags.items():
         at = ("spec", "tags", key)
         if key.lower().startswith(RESERVED_TAG_PREFIXES):
@@ -80,7 +75,7 @@ def _tags(obj: "Obj", tags: dict[str, str]) -> Iterator[Problem]:
         yield obj.problem(("spec", "tags"), "at most 40 tags (AWS allows 50, ecs-secrets keeps some); remove some")
 
 
-def _role(obj: "Obj") -> Iterator[Problem]:
+def _role(obj: Obj) -> Iterator[Problem]:
     spec, at = obj.spec, ("spec",)
     for field, msg in (("roleName", rules.check_role_name(spec.roleName)), ("path", rules.check_role_path(spec.path))):
         if msg:
@@ -95,7 +90,7 @@ def _role(obj: "Obj") -> Iterator[Problem]:
     yield from _tags(obj, spec.tags)
 
 
-def _task_definition(obj: "Obj") -> Iterator[Problem]:
+def _task_definition(obj: Obj) -> Iterator[Problem]:
     spec, fields = obj.spec, obj.spec.ecs_fields()
     msg = rules.check_family(spec.family)
     if msg:
@@ -119,7 +114,7 @@ def _task_definition(obj: "Obj") -> Iterator[Problem]:
     yield from _value_froms(obj)
 
 
-def _value_froms(obj: "Obj") -> Iterator[Problem]:
+def _value_froms(obj: Obj) -> Iterator[Problem]:
     for use in secret_uses(obj.spec.ecs_fields()):
         at = ("spec",) + use.path + ("valueFrom",)
         try:
@@ -136,7 +131,8 @@ def _value_froms(obj: "Obj") -> Iterator[Problem]:
 _BY_KIND = {"Parameter": _parameter, "ExecutionRole": _role, "TaskDefinition": _task_definition}
 
 
-def _duplicates(manifest: "Manifest", region: str) -> Iterator[Problem]:
+def _duplicates(manifest: Manifest) -> Iterator[Problem]:
+    region = manifest.region
     keys = {
         "metadata.name": lambda o: (o.kind, o.name),
         "spec.name": lambda o: (o.spec.region or region, o.spec.name) if o.kind == "Parameter" else None,
@@ -157,14 +153,13 @@ def _duplicates(manifest: "Manifest", region: str) -> Iterator[Problem]:
                 seen[k] = obj
 
 
-def _references(manifest: "Manifest", region: str) -> Iterator[Problem]:
-    from controller.core.desired import declared_parameters, execution_role
-    declared = declared_parameters(manifest, region)
+def _references(manifest: Manifest) -> Iterator[Problem]:
+    region, declared = manifest.region, manifest.declared_parameters
     by_name = Counter(o.spec.name for o in manifest.of("Parameter"))
     accounts = _accounts(manifest)
     for td in manifest.of("TaskDefinition"):
         role = td.spec.executionRole
-        if role and execution_role(manifest, td) is None and not role.startswith("arn:"):
+        if role and manifest.execution_role(td) is None and not role.startswith("arn:"):
             msg = rules.check_role_name(role)
             if msg:
                 yield td.problem(("spec", "executionRole"), f"{role!r} is neither an ExecutionRole's "
@@ -185,7 +180,7 @@ def _references(manifest: "Manifest", region: str) -> Iterator[Problem]:
                                  f"arn:aws:ssm:{other.spec.region}:ACCOUNT:parameter/{ref.name.lstrip('/')}")
 
 
-def _accounts(manifest: "Manifest") -> set[str]:
+def _accounts(manifest: Manifest) -> set[str]:
     found = set()
     for td in manifest.of("TaskDefinition"):
         for use in secret_uses(td.spec.ecs_fields()):
@@ -193,18 +188,3 @@ def _accounts(manifest: "Manifest") -> set[str]:
             if arn and arn.account:
                 found.add(arn.account)
     return found
-
-
-def _policy_sizes(manifest: "Manifest", region: str) -> Iterator[Problem]:
-    from controller.core.desired import grants_for, placeholder_context
-    ctx = placeholder_context(manifest, region)
-    for role in manifest.of("ExecutionRole"):
-        yield from policy_size_problems(role, grants_for(manifest, role, ctx).document())
-
-
-def policy_size_problems(role: "Obj", document: dict | None) -> Iterator[Problem]:
-    if document is not None and policy.size(document) > policy.MAX_INLINE_ROLE_POLICY_CHARS:
-        yield role.problem(("spec", "inlinePolicyName"), f"the derived inline policy would be "
-                           f"{policy.size(document):,} characters, over IAM's "
-                           f"{policy.MAX_INLINE_ROLE_POLICY_CHARS:,}; split the task definitions across "
-                           "more execution roles")

@@ -15,6 +15,8 @@ from typing import Any
 import botocore.session
 from botocore.validate import ParamValidator
 
+from controller.manifests.models import ecs_input
+
 _PART = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
 
 
@@ -22,15 +24,6 @@ _PART = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
 def _input_shape():
     return botocore.session.get_session().get_service_model("ecs").operation_model(
         "RegisterTaskDefinition").input_shape
-
-
-def ecs_input(fields: dict[str, Any]) -> dict[str, Any]:
-    """Task-level cpu and memory are strings in the API; YAML users write ``cpu: 256``."""
-    out = dict(fields)
-    for key in ("cpu", "memory"):
-        if isinstance(out.get(key), int) and not isinstance(out.get(key), bool):
-            out[key] = str(out[key])
-    return out
 
 
 def problems(fields: dict[str, Any]) -> list[tuple[tuple, str]]:

@@ -7,77 +7,17 @@ first) and raised together as ``ManifestError``; nothing here calls AWS.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterator
+from typing import Iterator
 
 from pydantic import ValidationError
 
 from controller.manifests import checks
-from controller.manifests.models import API_VERSION, KINDS, Doc
-from controller.vocab.problems import ManifestError, Problem, dotted
+from controller.manifests.documents import Manifest, Obj
+from controller.manifests.files import manifest_files
+from controller.manifests.models import API_VERSION, KINDS
 from controller.manifests.yamlload import YamlDocument, YamlProblem, decode, load_documents
-
-SUFFIXES = (".yaml", ".yml")
-
-
-@dataclass(frozen=True)
-class Obj:
-    """One manifest document, typed, with where each of its fields stood."""
-
-    kind: str
-    name: str
-    file: str
-    doc: YamlDocument
-    model: Doc
-
-    @property
-    def ref(self) -> str:
-        return f"{self.kind}/{self.name}"
-
-    @property
-    def spec(self) -> Any:
-        return self.model.spec
-
-    def problem(self, path: tuple, message: str) -> Problem:
-        return Problem(self.file, self.doc.line_of(path), self.ref, dotted(path) or None, message)
-
-
-@dataclass(frozen=True)
-class Manifest:
-    objects: tuple[Obj, ...]
-
-    def of(self, kind: str) -> list[Obj]:
-        return list(self._by_kind.get(kind, ()))
-
-    def get(self, kind: str, name: str) -> Obj | None:
-        return self._by_ref.get((kind, name))
-
-    def memo(self, key: Hashable, make: Callable[[], Any]) -> Any:
-        """A value derived from the (immutable) manifests, made once: lookups of 10,000 objects stay O(1)."""
-        if key not in self._memo:
-            self._memo[key] = make()
-        return self._memo[key]
-
-    @cached_property
-    def _by_kind(self) -> dict[str, list[Obj]]:
-        out: dict[str, list[Obj]] = {}
-        for o in self.objects:
-            out.setdefault(o.kind, []).append(o)
-        return out
-
-    @cached_property
-    def _by_ref(self) -> dict[tuple[str, str], Obj]:
-        out: dict[tuple[str, str], Obj] = {}
-        for o in self.objects:
-            out.setdefault((o.kind, o.name), o)  # the first, as next() found it
-        return out
-
-    @cached_property
-    def _memo(self) -> dict:
-        return {}
-
+from controller.vocab.problems import ManifestError, Problem, dotted
 
 def load(path: str | os.PathLike[str], region: str = "us-east-1") -> Manifest:
     """``region``: the controller's Region, where names without an ARN resolve."""
@@ -89,44 +29,12 @@ def load(path: str | os.PathLike[str], region: str = "us-east-1") -> Manifest:
     if not problems and not objects:
         problems.append(Problem(str(path), 1, None, None, "no manifest documents found; "
                                 f"add documents with apiVersion: {API_VERSION}"))
-    manifest = Manifest(tuple(objects))
+    manifest = Manifest(tuple(objects), region)
     if not problems:
-        problems.extend(checks.check(manifest, region))
+        problems.extend(checks.check(manifest))
     if problems:
         raise ManifestError(problems)
     return manifest
-
-
-def manifest_files(path: Path, problems: list[Problem]) -> list[Path]:
-    if not path.exists():
-        problems.append(Problem(str(path), 1, None, None, "no such file or folder; pass -f FILE or -f FOLDER"))
-        return []
-    if not path.is_dir():
-        return [path]
-    root = path.resolve()
-    files = []
-    for entry in sorted(path.iterdir()):
-        if entry.name.startswith(".") or not entry.name.endswith(SUFFIXES):
-            continue  # Kubernetes ConfigMap mounts keep their data in hidden ..data folders
-        problem = _symlink_problem(entry, root)
-        if problem:
-            problems.append(problem)
-        else:
-            files.append(entry)
-    return files
-
-
-def _symlink_problem(entry: Path, root: Path) -> Problem | None:
-    try:
-        target = entry.resolve(strict=True)
-    except (OSError, RuntimeError):
-        return Problem(str(entry), 1, None, None, "a broken or looping symlink; point it at a real file")
-    if entry.is_symlink() and not target.is_relative_to(root):
-        return Problem(str(entry), 1, None, None,
-                       f"a symlink to {target}, outside the manifest folder; copy the file in instead")
-    if target.is_dir():
-        return Problem(str(entry), 1, None, None, "a folder named like a manifest; folders are not read recursively")
-    return None
 
 
 def _load_file(file: Path, problems: list[Problem]) -> Iterator[Obj]:

@@ -1,7 +1,7 @@
 """The manifest kinds as pydantic models: the shape of what a user writes, and nothing more.
 
-Rules that need more than one field or more than one object live in ``manifest``; the ECS part of
-a TaskDefinition is checked against botocore's service model there, not modelled here by hand.
+Rules that need more than one field or more than one object live in ``checks``; the ECS part of
+a TaskDefinition is checked against botocore's service model (``ecsmodel``), not modelled here by hand.
 """
 
 from __future__ import annotations
@@ -109,3 +109,12 @@ KINDS: dict[str, type[_Document]] = {
     "TaskDefinition": TaskDefinitionDoc,
 }
 Doc = ParameterDoc | ExecutionRoleDoc | TaskDefinitionDoc
+
+
+def ecs_input(fields: dict[str, Any]) -> dict[str, Any]:
+    """Task-level cpu and memory are strings in the API; YAML users write ``cpu: 256``."""
+    out = dict(fields)
+    for key in ("cpu", "memory"):
+        if isinstance(out.get(key), int) and not isinstance(out.get(key), bool):
+            out[key] = str(out[key])
+    return out

@@ -12,13 +12,10 @@ import secrets
 import sys
 from typing import Any
 
-from controller.core import desired as d
 from controller.aws.session import Aws
-from controller.manifests.loader import Manifest
-from controller.aws.observe import needs
+from controller.core.desired import Desired
 from controller.vocab.policy import trust_policy
-from controller.vocab.problems import ControllerError, Problem
-from controller.vocab.sensitive import Sensitive
+from controller.vocab.problems import ControllerError
 
 _CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox", "AWS_SESSION_TOKEN": "sandbox"}
 
@@ -43,15 +40,15 @@ def say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def seed(aws: Aws, manifest: Manifest) -> None:
-    for region, n in needs(manifest, aws.region).items():
+def seed(aws: Aws, desired: Desired) -> None:
+    for region, n in desired.reads.items():
         for key in sorted(n.keys):
             _kms_alias(aws, region, key)
         for secret_id in sorted(n.secrets):
             _secret(aws, region, secret_id)
-        for name in sorted(n.undeclared | {k for k, o in n.declared.items() if o.spec.value is None}):
+        for name in sorted(n.undeclared | {k for k, p in n.declared.items() if p.source is None}):
             _parameter(aws, region, name)
-    for name in sorted(_external_roles(manifest)):
+    for name in sorted(desired.external_roles):
         aws.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust_policy("123456789012")))
         say(f"sandbox: created placeholder IAM role {name}")
 
@@ -77,23 +74,3 @@ def _parameter(aws: Aws, region: str, name: str) -> None:
         return
     aws.client("ssm", region).put_parameter(Name=name, Type="SecureString", Value=secrets.token_urlsafe(24))
     say(f"sandbox: created SSM parameter {name} in {region} with a random value (not owned)")
-
-
-def _external_roles(manifest: Manifest) -> set[str]:
-    return {td.spec.executionRole for td in manifest.of("TaskDefinition")
-            if td.spec.executionRole and not td.spec.executionRole.startswith("arn:")
-            and d.execution_role(manifest, td) is None}
-
-
-def fill_values(manifest: Manifest, found: dict[str, Sensitive], problems: list[Problem]
-                ) -> tuple[dict[str, Sensitive], list[Problem]]:
-    """Random values for unset variables and unreadable files; other problems stand."""
-    rest = []
-    for problem in problems:
-        obj = next((o for o in manifest.of("Parameter") if o.ref == problem.obj), None)
-        if obj is not None and problem.field in ("spec.value.fromEnv", "spec.value.fromFile"):
-            found[obj.name] = Sensitive(secrets.token_urlsafe(24))
-            say(f"sandbox: {problem.field.rsplit('.', 1)[1]} of {obj.ref} is not available; using a random value")
-        else:
-            rest.append(problem)
-    return found, rest

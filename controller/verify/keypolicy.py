@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from controller.verify.conditions import as_strings
+from controller.verify.facts import KeyFact
 from controller.verify.iam_eval import NamedPolicy, statements
-
-if TYPE_CHECKING:
-    from controller.verify.command import KeyFact
 
 
 def _principals(value: object) -> set[str]:

@@ -14,24 +14,26 @@ from typing import Any, Iterable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from controller.vocab import arns
 from controller.aws.session import Aws, error_code
+from controller.core.desired import Context, Desired
+from controller.verify.decide import check
+from controller.verify.facts import (Facts, KeyFact, Location, ParameterFact, RoleFact, Row, SecretFact, Target,
+                                     Unread, customer_key, locate, targets)
 from controller.verify.iam_eval import NamedPolicy, evaluate
-from controller.vocab.problems import ControllerError
 from controller.verify.report import simulation_note
-from controller.verify.command import (Facts, KeyFact, Location, ParameterFact, RoleFact, Row, SecretFact, Target,
-                               Unread, check, customer_key, locate, targets)
+from controller.vocab import arns
+from controller.vocab.problems import ControllerError
 
 NOT_FOUND = frozenset({"NoSuchEntity", "ParameterNotFound", "ResourceNotFoundException", "NotFoundException"})
 DESCRIBE_PARAMETERS_NAMES = 50  # names per Name-Equals filter, and the page size
 
 
-def rows(aws: Aws, *, manifest: Any = None, family: str | None = None, against_aws: bool = False) -> list[Row]:
-    """Every container secret of the manifests' TaskDefinitions and/or the registered ``family``, decided."""
-    if manifest is None and not family:
+def rows(aws: Aws, *, desired: Desired | None = None, family: str | None = None, against_aws: bool = False) -> list[Row]:
+    """Every container secret of the desired TaskDefinitions and/or the registered ``family``, decided."""
+    if desired is None and not family:
         raise ControllerError("verify needs manifests (-f PATH) or a registered family (--family NAME[:REV])")
     facts = _facts(aws)
-    bodies = _manifest_bodies(aws, manifest, facts) if manifest is not None else []
+    bodies = _desired_bodies(desired, facts) if desired is not None else []
     if family:
         bodies.append(_registered(aws, family, facts))
     wanted = [t for label, body in bodies for t in targets(label, body)]
@@ -47,15 +49,9 @@ def _facts(aws: Aws) -> Facts:
     return Facts(account=arn.split(":")[4], region=aws.region, partition=arn.split(":")[1])
 
 
-def _manifest_bodies(aws: Aws, manifest: Any, facts: Facts) -> list[tuple[str, dict]]:
-    from controller.core import desired
-    from controller.manifests.loader import Manifest, load
-
-    if not isinstance(manifest, Manifest):
-        manifest = load(manifest, aws.region)
-    ctx = desired.Context(account=facts.account, region=facts.region, partition=facts.partition)
-    return [(td.spec.family, desired.task_definition_body(manifest, td, ctx))
-            for td in manifest.of("TaskDefinition")]
+def _desired_bodies(desired: Desired, facts: Facts) -> list[tuple[str, dict]]:
+    resolved = desired.resolve(Context(account=facts.account, region=facts.region, partition=facts.partition))
+    return [(td.family, dict(td.body or {})) for td in resolved.task_definitions]
 
 
 def _registered(aws: Aws, family: str, facts: Facts) -> tuple[str, dict]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
+from controller.verify.facts import VERDICTS, Need, Row, summary
 from controller.verify.iam_eval import Decision
-from controller.verify.command import VERDICTS, Need, Row, summary
 
 
 def render_json(rows: Sequence[Row]) -> str:

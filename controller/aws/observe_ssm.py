@@ -1,0 +1,137 @@
+"""Parameter Store reads: what exists, what we own, and the values to compare, in as few calls as SSM allows.
+
+Owned and in sync: one tag-filtered DescribeParameters listing per desired tag set (50 a page);
+the rest by name, 50 a call; values (GetParameters with decryption, 10 a call) only of what exists,
+fetched while the listings stream on.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable
+
+from controller.core.desired import OWNER_TAG, RegionReads
+from controller.core.state import ActualParameter
+from controller.vocab.sensitive import Sensitive
+
+READ_WORKERS = 4  # GetParameters batches in flight; the rate limiter keeps us under AWS's quota
+
+
+def chunks(items: list, size: int) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def read_parameters(aws: Any, region: str, n: RegionReads, owner: str) -> tuple[list, list]:
+    """Owned and in sync: one tag-filtered listing per desired tag set. The rest (absent, not ours, tags
+    drifted): DescribeParameters by name, 50 a call. Values (GetParameters, 10 a call) only of what exists."""
+    ssm = aws.client("ssm", region)
+    with _Values(ssm, n) as values:   # fetched while the listings stream on
+        in_sync = _owned_in_sync(ssm, n, owner, values.want)
+        rest = sorted((set(n.declared) | n.undeclared) - set(in_sync))
+        existing = {p["Name"]: p for batch in chunks(rest, 50)
+                    for p in describe_parameters(ssm, [{"Key": "Name", "Option": "Equals", "Values": batch}])}
+        values.want(existing)
+        declared_rest = sorted(name for name in existing if name in n.declared and n.declared[name].source is not None)
+        owned = set(in_sync) | {p["Name"] for batch in chunks(declared_rest, 50) for p in describe_parameters(
+            ssm, [tag_filter(OWNER_TAG, owner), {"Key": "Name", "Option": "Equals", "Values": batch}])}
+    metas = {**existing, **in_sync}
+    found = [actual_parameter(m, region, name in owned, values.get(name), tags_in_sync=name in in_sync or name not in owned)
+             for name, m in metas.items()]
+    missing = {("ssm", region, name): f"SSM parameter {name} does not exist in {region}; create it or "
+               "declare it as a Parameter with a value" for name in sorted(set(n.undeclared) | _unvalued(n))
+               if name not in metas}
+    return found, missing
+
+
+def _owned_in_sync(ssm: Any, n: RegionReads, owner: str, seen: Callable[[Iterable[str]], None]) -> dict[str, dict]:
+    """Declared parameters that carry our owner tag and every desired tag, streamed and kept by name."""
+    groups: dict[tuple, set[str]] = {}
+    for name, p in n.declared.items():
+        if p.source is None:
+            continue  # managed elsewhere: it only has to exist
+        pairs = tuple(sorted(p.tags.items()))
+        groups.setdefault(pairs, set()).add(name)
+    found = {}
+    for pairs, names in sorted(groups.items()):
+        for page in _pages(ssm, [tag_filter(k, v) for k, v in pairs]):
+            mine = {p["Name"]: p for p in page if p["Name"] in names}
+            found.update(mine)
+            seen(mine)
+    return found
+
+
+def _unvalued(n: RegionReads) -> set[str]:
+    return {name for name, p in n.declared.items() if p.source is None}
+
+
+def tag_filter(key: str, value: str) -> dict:
+    return {"Key": f"tag:{key}", "Values": [value]}
+
+
+def describe_parameters(ssm: Any, filters: list[dict]) -> Iterable[dict]:
+    for page in _pages(ssm, filters):
+        yield from page
+
+
+def _pages(ssm: Any, filters: list[dict]) -> Iterable[list[dict]]:
+    for page in ssm.get_paginator("describe_parameters").paginate(ParameterFilters=filters,
+                                                                   PaginationConfig={"PageSize": 50}):
+        yield page["Parameters"]
+
+
+class _Values:
+    """GetParameters (with decryption, 10 names a call) of the names ``want``ed, sent as batches fill."""
+
+    def __init__(self, ssm: Any, n: RegionReads) -> None:
+        self.ssm, self.n = ssm, n
+        self._pool = ThreadPoolExecutor(READ_WORKERS)
+        self._batch: list[str] = []
+        self._futures: list = []
+        self._asked: set[str] = set()
+        self.found: dict[str, Sensitive] = {}
+
+    def want(self, names: Iterable[str]) -> None:
+        for name in names:
+            p = self.n.declared.get(name)
+            if p is None or not p.compares_value or name in self._asked:
+                continue
+            self._asked.add(name)
+            self._batch.append(name)
+            if len(self._batch) == 10:
+                self._send()
+
+    def _send(self) -> None:
+        if self._batch:
+            self._futures.append(self._pool.submit(self._get, self._batch))
+            self._batch = []
+
+    def _get(self, names: list[str]) -> dict[str, Sensitive]:
+        found = self.ssm.get_parameters(Names=names, WithDecryption=True)["Parameters"]
+        return {p["Name"]: Sensitive(p["Value"], secret=self.n.declared[p["Name"]].source.literal is None)
+                for p in found}
+
+    def get(self, name: str) -> Sensitive | None:
+        return self.found.get(name)
+
+    def __enter__(self) -> _Values:
+        return self
+
+    def __exit__(self, exc_type: type | None, *_: object) -> None:
+        try:
+            if exc_type is None:   # after a failed listing, its error is the one to report
+                self._send()
+                for future in self._futures:
+                    self.found.update(future.result())
+        finally:
+            self._pool.shutdown(cancel_futures=True)
+
+
+def actual_parameter(meta: dict, region: str, owned: bool, value: Sensitive | None,
+               tags_in_sync: bool = True) -> ActualParameter:
+    return ActualParameter(name=meta["Name"], region=region, type=meta["Type"],
+                           key_id=meta.get("KeyId") if meta["Type"] == "SecureString" else None,
+                           tier=meta.get("Tier", "Standard"), description=meta.get("Description"),
+                           version=meta.get("Version", 0), owned=owned, value=value, tags_in_sync=tags_in_sync)
+
+

@@ -1,0 +1,49 @@
+"""The sandbox's value sources: the environment and the files, with a random stand-in for what is missing.
+
+They take the place of the real sources in ``reconcile.Settings``: reconcile neither knows nor asks
+whether it runs in the sandbox. Each stand-in is said on stderr once, never its value.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Callable, Iterator
+
+from controller.sandbox.embedded import say
+
+
+class Environ(Mapping[str, str]):
+    """``environ`` as it is, and a random value (made once) for a variable that is not set."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ, self._invented = environ, {}
+
+    def __getitem__(self, key: str) -> str:
+        if key in self._environ:
+            return self._environ[key]
+        if key not in self._invented:
+            self._invented[key] = secrets.token_urlsafe(24)
+            say(f"sandbox: environment variable {key} is not set; using a random value")
+        return self._invented[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        return len(self._environ)
+
+
+def reader(read: Callable[[str], str]) -> Callable[[str], str]:
+    """``read``, and a random value (made once per file) for a file that cannot be read."""
+    invented: dict[str, str] = {}
+
+    def read_or_invent(path: str) -> str:
+        try:
+            return read(path)
+        except (OSError, UnicodeDecodeError):
+            if path not in invented:
+                invented[path] = secrets.token_urlsafe(24)
+                say(f"sandbox: file {path} cannot be read; using a random value")
+            return invented[path]
+    return read_or_invent
