@@ -16,7 +16,7 @@ from controller.aws.apply import Outcome, Report, apply
 from controller.aws.observe import observe
 from controller.aws.session import Aws
 from controller.core import values as values_
-from controller.core.desired import Desired, desire
+from controller.core.desired import DEFAULT_OWNER, Desired, desire
 from controller.core.diff import make_plan
 from controller.core.plan import Blocker, Plan, block_dependents
 from controller.core.prune import plan_prune
@@ -50,7 +50,7 @@ class Result:
     report: Report | None = None
 
 
-def load(path: str, aws: Aws, owner: str = "ecs-secrets") -> Desired:
+def load(path: str, aws: Aws, owner: str = DEFAULT_OWNER) -> Desired:
     """The manifests under ``path`` as desired state; every refusal raised together as ``ManifestError``."""
     return desire(loader.load(path, region=aws.region), owner)
 

@@ -1,4 +1,4 @@
-"""controller/permissions.py, table by table: the shape of the generated controller policy. Pure: no AWS."""
+"""controller/core/permissions.py, table by table: the shape of the generated controller policy. Pure: no AWS."""
 
 from __future__ import annotations
 

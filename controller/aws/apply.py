@@ -25,7 +25,7 @@ from controller.core.plan import Change, Plan
 from controller.vocab.sensitive import scrub
 
 log = logging.getLogger("ecs_secrets.apply")
-WORKERS = 4   # writes in flight; the rate limiter (aws.py), not this, keeps us under AWS's quotas
+WORKERS = 4   # writes in flight; the rate limiter (session.py), not this, keeps us under AWS's quotas
 
 
 @dataclass

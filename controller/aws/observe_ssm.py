@@ -27,7 +27,7 @@ def read_parameters(aws: Any, region: str, n: RegionReads, owner: str) -> tuple[
     drifted): DescribeParameters by name, 50 a call. Values (GetParameters, 10 a call) only of what exists."""
     ssm = aws.client("ssm", region)
     with _Values(ssm, n) as values:   # fetched while the listings stream on
-        in_sync = _owned_in_sync(ssm, n, owner, values.want)
+        in_sync = _owned_in_sync(ssm, n, values.want)
         rest = sorted((set(n.declared) | n.undeclared) - set(in_sync))
         existing = {p["Name"]: p for batch in chunks(rest, 50)
                     for p in describe_parameters(ssm, [{"Key": "Name", "Option": "Equals", "Values": batch}])}
@@ -44,7 +44,7 @@ def read_parameters(aws: Any, region: str, n: RegionReads, owner: str) -> tuple[
     return found, missing
 
 
-def _owned_in_sync(ssm: Any, n: RegionReads, owner: str, seen: Callable[[Iterable[str]], None]) -> dict[str, dict]:
+def _owned_in_sync(ssm: Any, n: RegionReads, seen: Callable[[Iterable[str]], None]) -> dict[str, dict]:
     """Declared parameters that carry our owner tag and every desired tag, streamed and kept by name."""
     groups: dict[tuple, set[str]] = {}
     for name, p in n.declared.items():

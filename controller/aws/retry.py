@@ -1,6 +1,6 @@
 """What to do after a failed call: each error carries its retry policy.
 
-botocore (standard mode, ``aws.py``) already retries throttling, 5xx and connection errors on every
+botocore (standard mode, ``session.py``) already retries throttling, 5xx and connection errors on every
 call. On top of it, tenacity retries what botocore does not:
 
 - conflicts: SSM ``TooManyUpdates``, IAM ``ConcurrentModification``;

@@ -4,7 +4,7 @@ Pure. ``desire`` turns a checked ``Manifest`` into ``Desired``: parameters with 
 tags and value source; roles with the references of every task definition that uses them; task
 definitions with their RegisterTaskDefinition body, references and dependencies; and ``reads``,
 what observe must read. ``Desired.resolve(ctx)`` adds the facts observe found (account, partition,
-key and secret ARNs) once: ARNs, derived inline policies, execution role ARNs. Every later stage
+key and secret ARNs) once: role ARNs, derived inline policies, each body's execution role ARN. Every later stage
 (observe, diff, prune, controller-policy, verify, the sandbox) receives a ``Desired``, never the
 manifest. ``placeholder_context`` sizes the derived policies before any AWS call.
 """
@@ -23,6 +23,7 @@ from controller.vocab.problems import ManifestError, Problem
 from controller.vocab.secretrefs import secret_uses
 
 OWNER_TAG = "ecs-secrets:owner"
+DEFAULT_OWNER = "ecs-secrets"             # --owner's default: the value of OWNER_TAG
 DELETION_TAG = "ecs-secrets:deletion-policy"
 
 
@@ -57,7 +58,6 @@ class DesiredParameter:
     description: str | None
     tags: Mapping[str, str]         # every tag we write: the object's own, the deletion policy, our owner
     source: ValueSource | None      # None: managed elsewhere, it only has to exist
-    arn: str | None = None          # after resolve
 
     @property
     def ref(self) -> str:
@@ -90,15 +90,11 @@ class DesiredRole:
     references: tuple[Reference, ...]           # of every task definition that uses the role, in manifest order
     arn: str | None = None                      # after resolve
     grants: Grants | None = None                # after resolve: what its derived inline policy allows
+    inline: dict | None = None                  # after resolve: that policy's document (None: it allows nothing)
 
     @property
     def ref(self) -> str:
         return self.obj.ref
-
-    @property
-    def inline(self) -> dict | None:
-        assert self.grants is not None, "resolve the Desired first"
-        return self.grants.document()
 
 
 @dataclass(frozen=True)
@@ -110,7 +106,7 @@ class DesiredTaskDefinition:
     references: tuple[Reference, ...]
     role: str | None                            # executionRole as written: a declared role, a role name or an ARN
     declared_role: str | None                   # the ref of the declared ExecutionRole it uses
-    depends_on: tuple[str, ...]                 # refs applied before it: its role and declared parameters
+    depends_on: tuple[str, ...]                 # refs applied before it: its role, a declared parameter per reference
     keep_revisions: int | None
     body: Mapping[str, Any] | None = None       # after resolve: ``fields`` with the executionRoleArn
 
@@ -168,10 +164,11 @@ class Desired:
         return self.of("TaskDefinition")
 
     def resolve(self, ctx: Context) -> Desired:
-        """Complete with what observe found; once per reconcile."""
-        objects = tuple(_resolved(o, self, ctx) for o in self.objects)
-        parameters = {(o.region, o.name): o for o in objects if isinstance(o, DesiredParameter)}
-        return replace(self, objects=objects, parameters=parameters, ctx=ctx)
+        """Complete with what observe found, once per reconcile: roles first, then the bodies that name them."""
+        roles = {r.ref: _resolved_role(r, self.parameters, ctx) for r in self.roles}
+        objects = tuple(roles.get(o.ref) or (_resolved_task_definition(o, roles, ctx)
+                                             if isinstance(o, DesiredTaskDefinition) else o) for o in self.objects)
+        return replace(self, objects=objects, ctx=ctx)
 
 
 def tags_of(obj: Obj, owner: str) -> dict[str, str]:
@@ -187,7 +184,7 @@ def references(fields: Mapping[str, Any]) -> tuple[Reference, ...]:
 
 # --- building ------------------------------------------------------------------------------------
 
-def desire(manifest: Manifest, owner: str = "ecs-secrets") -> Desired:
+def desire(manifest: Manifest, owner: str = DEFAULT_OWNER) -> Desired:
     """The manifests as desired state; a derived policy over IAM's limit is refused here."""
     parameters = {key: _parameter(o, key[0], owner) for key, o in manifest.declared_parameters.items()}
     tds = {td.ref: _task_definition(td, manifest, owner) for td in manifest.of("TaskDefinition")}
@@ -201,7 +198,9 @@ def desire(manifest: Manifest, owner: str = "ecs-secrets") -> Desired:
     external = frozenset(t.role for t in tds.values() if t.role and not t.declared_role and not t.role.startswith("arn:"))
     desired = Desired(manifest.region, owner, objects, parameters, external,
                       _reads(parameters, tds.values(), manifest.region))
-    problems = policy_problems(desired.resolve(placeholder_context(desired)))
+    stand_ins = placeholder_context(desired)
+    problems = [p for r in desired.roles for p in role_policy_problems(
+        r, grants_for(r.references, parameters, stand_ins).document())]
     if problems:
         raise ManifestError(problems)
     return desired
@@ -230,7 +229,7 @@ def _task_definition(td: Obj, manifest: Manifest, owner: str) -> DesiredTaskDefi
     needed += [declared[(r.region or manifest.region, r.name)].ref for r in refs
                if (r.region or manifest.region, r.name) in declared]
     return DesiredTaskDefinition(td, td.spec.family, fields, tags_of(td, owner), refs, td.spec.executionRole,
-                                 role.ref if role else None, tuple(dict.fromkeys(needed)), td.spec.keepRevisions)
+                                 role.ref if role else None, tuple(needed), td.spec.keepRevisions)
 
 
 def _reads(parameters: Mapping[tuple[str, str], DesiredParameter], tds: Any, region: str) -> dict[str, RegionReads]:
@@ -253,27 +252,28 @@ def _reads(parameters: Mapping[tuple[str, str], DesiredParameter], tds: Any, reg
 
 # --- resolving -----------------------------------------------------------------------------------
 
-def _resolved(o: DesiredObject, desired: Desired, ctx: Context) -> DesiredObject:
-    if isinstance(o, DesiredParameter):
-        return replace(o, arn=arns.parameter_arn(ctx.partition, o.region, ctx.account, o.name))
-    if isinstance(o, DesiredRole):
-        return replace(o, arn=arns.role_arn(ctx.partition, ctx.account, o.path, o.name),
-                       grants=grants_for(o.references, desired.parameters, ctx))
-    body = dict(o.fields)
-    role = _role_arn(o, desired, ctx)
+def _resolved_role(role: DesiredRole, declared: Mapping[tuple[str, str], DesiredParameter], ctx: Context) -> DesiredRole:
+    grants = grants_for(role.references, declared, ctx)
+    return replace(role, arn=arns.role_arn(ctx.partition, ctx.account, role.path, role.name), grants=grants,
+                   inline=grants.document())
+
+
+def _resolved_task_definition(td: DesiredTaskDefinition, roles: Mapping[str, DesiredRole],
+                              ctx: Context) -> DesiredTaskDefinition:
+    body = dict(td.fields)
+    role = _role_arn(td, roles, ctx)
     if role:
         body["executionRoleArn"] = role
-    return replace(o, body=body)
+    return replace(td, body=body)
 
 
-def _role_arn(td: DesiredTaskDefinition, desired: Desired, ctx: Context) -> str | None:
+def _role_arn(td: DesiredTaskDefinition, roles: Mapping[str, DesiredRole], ctx: Context) -> str | None:
     if td.fields.get("executionRoleArn"):
         return td.fields["executionRoleArn"]
     if td.role is None:
         return None
-    role = desired.get(td.declared_role) if td.declared_role else None
-    if role is not None:
-        return arns.role_arn(ctx.partition, ctx.account, role.path, role.name)
+    if td.declared_role:
+        return roles[td.declared_role].arn
     if td.role.startswith("arn:"):
         return td.role
     return ctx.role_arns.get(td.role) or arns.role_arn(ctx.partition, ctx.account, "/", td.role)
@@ -303,7 +303,7 @@ def _grant(grants: Grants, ref: Reference, declared: Mapping, ctx: Context) -> N
     if ref.service == "ssm":
         grants.parameters.add(arns.parameter_arn(ctx.partition, region, ref.account or ctx.account, ref.name))
         param = declared.get((region, ref.name))
-        key = (param.obj.spec.kmsKeyId or DEFAULT_KMS_KEY) if param else ctx.param_keys.get((region, ref.name))
+        key = param.key if param else ctx.param_keys.get((region, ref.name))
         _grant_key(grants, region, key, ctx)
     if secret is not None:
         grants.lookups.add(("secret", region, secret))
@@ -321,12 +321,7 @@ def _grant_key(grants: Grants, region: str, key: str | None, ctx: Context) -> No
         grants.keys.add(arn)
 
 
-def policy_problems(desired: Desired) -> list[Problem]:
-    return [p for role in desired.roles for p in role_policy_problems(role)]
-
-
-def role_policy_problems(role: DesiredRole) -> list[Problem]:
-    document = role.inline
+def role_policy_problems(role: DesiredRole, document: dict | None) -> list[Problem]:
     if document is None or policy.size(document) <= policy.MAX_INLINE_ROLE_POLICY_CHARS:
         return []
     return [role.obj.problem(("spec", "inlinePolicyName"), f"the derived inline policy would be "
@@ -340,8 +335,8 @@ def placeholder_context(desired: Desired) -> Context:
     account, region = "000000000000", desired.region
     key_arns = {}
     for p in desired.parameters.values():
-        key = p.obj.spec.kmsKeyId
-        if key and not is_aws_managed_key(key):
+        key = p.custom_key
+        if key:
             key_arns[(p.region, key)] = key if key.startswith("arn:") and ":key/" in key else \
                 f"arn:aws:kms:{p.region}:{account}:key/00000000-0000-0000-0000-000000000000"
     secrets = {}

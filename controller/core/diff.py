@@ -144,7 +144,7 @@ def _role(role: DesiredRole, actual: Actual, values: dict) -> Change | None:
         raise Blocked(f"its policy needs what cannot be read: {actual.missing[lookup]}", terminal=False,
                       dependent=True)
     inline = role.inline
-    problems = role_policy_problems(role)
+    problems = role_policy_problems(role, inline)
     if problems:
         raise Blocked(problems[0].message)
     want = ops.PutRole(name=role.name, path=role.path, description=role.description,

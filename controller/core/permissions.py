@@ -56,9 +56,9 @@ class Step:
 
 STEPS: tuple[Step, ...] = (
     Step("observe._account", ("sts:GetCallerIdentity",), "GetCallerIdentityHasNoResourceType", "*"),
-    Step("observe.describe_parameters: owned, by name, by tag", ("ssm:DescribeParameters",),
+    Step("observe_ssm.describe_parameters: owned, by name, by tag", ("ssm:DescribeParameters",),
          "DescribeParametersSupportsOnlyAllResources", "*"),
-    Step("observe._values: values to compare", ("ssm:GetParameters",), "CompareParameterValues", "compared_parameters"),
+    Step("observe_ssm._Values: values to compare", ("ssm:GetParameters",), "CompareParameterValues", "compared_parameters"),
     Step("writers._value: a generated value rewritten with new fields; idempotency: read back after an "
          "ambiguous write", ("ssm:GetParameter", "ssm:ListTagsForResource"), "ReadBackParameters", "valued_parameters"),
     Step("writers.put_parameter: create (tags on create), overwrite, retag",
@@ -67,7 +67,7 @@ STEPS: tuple[Step, ...] = (
     Step("observe._key_arn: keys of referenced secrets and undeclared parameters; idempotency._same_key: "
          "the key a SecureString has after an ambiguous write", ("kms:DescribeKey",),
          "DescribeKeysKnownOnlyAtRunTime", "runtime_keys"),
-    Step("SSM decrypts for observe._values, writers._value, idempotency: under whatever key a parameter has now "
+    Step("SSM decrypts for observe_ssm._Values, writers._value, idempotency: under whatever key a parameter has now "
          "(out-of-band moves included), so any key, but only through SSM and only for our parameters",
          ("kms:Decrypt",), "DecryptOnlyOurParametersThroughSsm", "secure_parameter_keys",
          ("via_ssm", "decrypted_parameters")),
@@ -149,7 +149,9 @@ class Scope:
 
 
 def scope(desired: Desired, target: Target) -> Scope:
-    """What ``desired`` touches, as ARNs of ``target``'s account (its Region is the one ``desired`` was loaded in)."""
+    """What ``desired`` touches, as ARNs of ``target``'s account and Region (the one ``desired`` was loaded in)."""
+    if target.region != desired.region:
+        raise ValueError(f"the manifests were loaded for {desired.region}, the policy asked for {target.region}")
     t = target
     params = tuple(_param(p) for p in desired.parameters.values())
     roles, tds = desired.roles, desired.task_definitions
@@ -167,7 +169,7 @@ def scope(desired: Desired, target: Target) -> Scope:
         target=t, params=params, secrets=tuple(sorted(secrets)), runtime_key_regions=tuple(sorted(runtime_regions)),
         roles=tuple(_role_arn(t, r) for r in roles),
         attaching=tuple(_role_arn(t, r) for r in roles if r.managed),
-        external_roles=tuple(sorted({p for td in tds for p in _external(td, t)})),
+        external_roles=tuple(sorted({p for td in tds for p in _external(desired, td, t)})),
         passed_roles=tuple(sorted({p for td in tds for p in _passed(desired, td, t)})),
         families=tuple(sorted({td.family for td in tds})),
         managed_policies=tuple(sorted({a for r in roles for a in r.managed})),
@@ -192,10 +194,8 @@ def _role_patterns(t: Target, name_or_arn: str) -> list[str]:
     return [base + name_or_arn, base + "*/" + name_or_arn]
 
 
-def _external(td: DesiredTaskDefinition, t: Target) -> list[str]:
-    if not td.role or td.role.startswith("arn:") or td.declared_role is not None:
-        return []
-    return _role_patterns(t, td.role)
+def _external(desired: Desired, td: DesiredTaskDefinition, t: Target) -> list[str]:
+    return _role_patterns(t, td.role) if td.role in desired.external_roles else []
 
 
 def _passed(desired: Desired, td: DesiredTaskDefinition, t: Target) -> list[str]:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from controller import reconcile
 from controller.aws.session import Aws, error_code
-from controller.core.desired import Desired
+from controller.core.desired import DEFAULT_OWNER, Desired
 from controller.daemon import backoff as backoff_
 from controller.daemon.backoff import Backoff
 from controller.daemon.httpserver import Endpoints, Server
@@ -57,7 +57,7 @@ def _ctx(action: str, obj: str = "-") -> dict[str, str]:
 
 class Daemon:
     def __init__(self, aws: Aws, path: str, settings: reconcile.Settings, interval: float,
-                 metrics: Metrics, lease: Lease | None = None, owner: str = "ecs-secrets",
+                 metrics: Metrics, lease: Lease | None = None, owner: str = DEFAULT_OWNER,
                  seed: Seed | None = None) -> None:
         self.aws, self.path, self.settings, self.interval = aws, path, settings, interval
         self.metrics, self.lease, self.owner, self.seed = metrics, lease, owner, seed

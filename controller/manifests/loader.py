@@ -19,6 +19,7 @@ from controller.manifests.models import API_VERSION, KINDS
 from controller.manifests.yamlload import YamlDocument, YamlProblem, decode, load_documents
 from controller.vocab.problems import ManifestError, Problem, dotted
 
+
 def load(path: str | os.PathLike[str], region: str = "us-east-1") -> Manifest:
     """``region``: the controller's Region, where names without an ARN resolve."""
     problems: list[Problem] = []

@@ -1,5 +1,5 @@
 """`--sandbox`: an embedded AWS (moto, in process) seeded with what the manifests expect, and invented values.
 
-Used by the command line only; supplies values through the same ``Sources`` as the environment. May import
-``controller.aws``, ``controller.core`` and below; nothing imports it but ``controller.cli``.
+Only the command line imports it; it supplies values through the same ``reconcile.Settings.environ`` and
+``read_file`` as the real environment and files. May import ``controller.aws``, ``controller.core`` and below.
 """

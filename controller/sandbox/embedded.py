@@ -1,7 +1,8 @@
 """--sandbox: an embedded AWS (moto, in process) seeded with what the manifests expect to exist.
 
 It lets anyone try ecs-secrets with no account. Placeholders are created for KMS aliases, Secrets
-Manager secrets, undeclared parameters and external roles; unset value sources get random values.
+Manager secrets, undeclared parameters and external roles; unset value sources get random values
+from ``controller.sandbox.values``.
 """
 
 from __future__ import annotations

@@ -14,12 +14,16 @@ from controller.sandbox.embedded import say
 
 
 class Environ(Mapping[str, str]):
-    """``environ`` as it is, and a random value (made once) for a variable that is not set."""
+    """``environ`` as it is; its ``get`` gives a random value (made once) for a variable that is not set."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ, self._invented = environ, {}
+        self._environ: Mapping[str, str] = environ
+        self._invented: dict[str, str] = {}
 
     def __getitem__(self, key: str) -> str:
+        return self._environ[key]
+
+    def get(self, key: str, default: object = None) -> str:  # type: ignore[override]
         if key in self._environ:
             return self._environ[key]
         if key not in self._invented:
