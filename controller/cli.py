@@ -146,12 +146,13 @@ def _load(args: argparse.Namespace, aws: Any) -> Any:
 
 
 def _sources(args: argparse.Namespace) -> dict[str, Any]:
-    """Where values come from: the environment and files, or under --sandbox the same with stand-ins."""
+    """Where values come from: ``reconcile.Settings``' own defaults (the environment and files), or under
+    --sandbox the same with stand-ins for what is missing."""
+    if not args.sandbox:
+        return {}
     import os
 
     from controller import reconcile
-    if not args.sandbox:
-        return {"environ": os.environ, "read_file": reconcile.read_text}
     from controller.sandbox import values
     return {"environ": values.Environ(os.environ), "read_file": values.reader(reconcile.read_text)}
 

@@ -25,7 +25,7 @@ from recording import Call, RecordingAws  # noqa: E402
 from bench.countingserver import CountingServer  # noqa: E402
 from bench.workload import Workload  # noqa: E402
 from controller.aws import apply as apply_, ratelimit  # noqa: E402
-from controller import reconcile
+from controller import reconcile  # noqa: E402
 from controller.aws.session import Aws  # noqa: E402
 from controller.core.plan import Blocker, Change, Plan  # noqa: E402
 
