@@ -39,6 +39,9 @@ _HEALTH_CHECK_DEFAULTS = {"interval": 30, "timeout": 5, "retries": 3}
 # In these modes a missing hostPort means "the same as containerPort", and ECS fills it in.
 _HOST_PORT_IS_CONTAINER_PORT = frozenset({"awsvpc", "host"})
 _CONTAINER_INTS = ("cpu", "memory", "memoryReservation")
+# Task-level strings where "" asks for nothing: botocore's own RegisterTaskDefinition example sends
+# taskRoleArn "" and ECS answers without a taskRoleArn (tests/corpus/03-sleep360-empty-task-role).
+_EMPTY_STRING_IS_UNSET = ("taskRoleArn",)
 _SORTED_BY_NAME = ("environment", "secrets", "ulimits")
 _VCPU = re.compile(r"(\d+(?:\.\d+)?)\s*vcpu", re.IGNORECASE)
 _GB = re.compile(r"(\d+(?:\.\d+)?)\s*gb", re.IGNORECASE)
@@ -130,7 +133,8 @@ def _container(container: Mapping[str, Any], network_mode: str | None) -> dict[s
 
 def normalize(td: Mapping[str, Any]) -> dict[str, Any]:
     """The canonical form of a task definition, for comparison only; ``td`` is not modified."""
-    out = _prune({key: value for key, value in td.items() if key not in _NOT_COMPARED})
+    out = _prune({key: value for key, value in td.items()
+                  if key not in _NOT_COMPARED and not (key in _EMPTY_STRING_IS_UNSET and value == "")})
     network_mode = _network_mode(out)
     if network_mode is not None:
         out["networkMode"] = network_mode
