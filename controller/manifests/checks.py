@@ -36,7 +36,7 @@ def _metadata(obj: Obj) -> Iterator[Problem]:
 def _parameter(obj: Obj) -> Iterator[Problem]:
     spec, at = obj.spec, ("spec",)
     is_reference = rules.is_secretsmanager_reference(spec.name)
-    msg = None if is_reference else rules.check_parameter_name(spec.name)
+    msg = rules.check_parameter_name(spec.name)
     if msg:
         yield obj.problem(at + ("name",), msg)
     if is_reference and spec.value is not None:
@@ -122,7 +122,7 @@ def _value_froms(obj: Obj) -> Iterator[Problem]:
         except BadReference as exc:
             yield obj.problem(at, str(exc))
             continue
-        if ref.service == "ssm" and not rules.is_secretsmanager_reference(ref.name):
+        if ref.service == "ssm":
             msg = rules.check_parameter_name(ref.name)
             if msg:
                 yield obj.problem(at, msg)

@@ -37,7 +37,10 @@ MAX_PARAMETER_LEVELS = 15
 VALUE_LIMITS = {"Standard": 4096, "Advanced": 8192, "Intelligent-Tiering": 8192}
 
 _SSM_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/")
-_SECRET_ID = re.compile(r"[A-Za-z0-9/_+=.@:-]+")  # a Secrets Manager name or ARN, plus :selectors
+# Secrets Manager CreateSecret, Name: "ASCII letters, numbers, and the following characters: /_+=.@-",
+# at most 512 characters.
+_SECRET_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_+=.@-")
+MAX_SECRET_NAME = 512
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _KEY_ID = re.compile(rf"(?:{_UUID}|mrk-[0-9a-fA-F]{{32}})")
 _ALIAS = re.compile(r"alias/[a-zA-Z0-9/_-]{1,250}")
@@ -69,12 +72,29 @@ def is_secretsmanager_reference(name: str) -> bool:
 
 
 def _check_reference(name: str) -> str | None:
+    """What may follow /aws/reference/secretsmanager/: a Secrets Manager secret name.
+
+    SSM passes the rest of the name to Secrets Manager as the secret id (SSM User Guide, "Referencing
+    AWS Secrets Manager secrets from Parameter Store parameters"), so the secret's own name rule
+    applies. A ':' never reaches Secrets Manager: SSM reads what follows it as a version or label
+    selector (GetParameter, Name), which such references cannot use. JSON keys and version
+    selectors go in a secret ARN instead (arn:...:secret:NAME:json-key:version-stage:version-id).
+    """
     secret_id = name[len(SECRETSMANAGER_PREFIX) :]
-    if not _SECRET_ID.fullmatch(secret_id):
+    if ":" in secret_id:
         return (
-            f"the Secrets Manager secret id {secret_id!r} may use only ASCII letters, digits "
-            "and / _ + = . @ - : (a secret name or ARN)"
+            f"{name!r} has ':' after {SECRETSMANAGER_PREFIX}, where SSM reads it as a version "
+            "selector; to pick a JSON key or version, use the secret's ARN as valueFrom "
+            "(arn:...:secret:NAME:json-key:version-stage:version-id)"
         )
+    bad = _first_bad_char(secret_id, _SECRET_NAME_CHARS)
+    if bad:
+        return (
+            f"the secret name after {SECRETSMANAGER_PREFIX} {bad}; a Secrets Manager secret name "
+            "uses only ASCII letters, digits and / _ + = . @ -"
+        )
+    if len(secret_id) > MAX_SECRET_NAME:
+        return f"the secret name is {len(secret_id)} characters, over Secrets Manager's {MAX_SECRET_NAME}; shorten it"
     return None
 
 

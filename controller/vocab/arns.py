@@ -96,11 +96,20 @@ def parse_value_from(raw: str) -> Reference:
 
 
 def _secret_reference(raw: str, arn: Arn) -> Reference:
-    # secret:NAME[:json-key[:version-stage[:version-id]]]; empty parts mean "default"
+    # secret:NAME alone, or secret:NAME:json-key:version-stage:version-id with all three fields
+    # present (each may be empty). The ECS agent splits the resource at ':' and refuses any other
+    # count (amazon-ecs-agent, agent/taskresource/asmsecret/asmsecret.go, getASMParametersFromInput).
     parts = arn.resource.split(":")
-    if len(parts) > 5 or not parts[1]:
-        raise BadReference(f"{raw!r}: a secret reference is "
-                              "arn:...:secret:NAME[:json-key:version-stage:version-id]")
+    if not parts[1]:
+        raise BadReference(f"{raw!r} names no secret; a secret reference is "
+                           "arn:...:secret:NAME[:json-key:version-stage:version-id]")
+    if len(parts) not in (2, 5):
+        given = len(parts) - 2
+        hint = (f"; write {raw + ':' * (5 - len(parts))}" if len(parts) < 5 else
+                "; a JSON key, version stage or version id cannot contain ':'")
+        raise BadReference(f"{raw!r} has {given} of the 3 fields after the secret name; ECS reads either the "
+                           "secret ARN alone or all three, json-key:version-stage:version-id (each may be empty, "
+                           f"the colons may not be left out){hint}")
     extra = (parts[2:] + ["", "", ""])[:3]
     base = Arn(arn.partition, arn.service, arn.region, arn.account, f"secret:{parts[1]}")
     return Reference(raw, "secretsmanager", str(base), arn.region, arn.account,

@@ -1,0 +1,172 @@
+"""References the ECS agent refuses at task start: refused before any write.
+
+Sources this file pins (moto models neither):
+- amazon-ecs-agent, agent/taskresource/asmsecret/asmsecret.go, ``getASMParametersFromInput``: the
+  agent splits a Secrets Manager ``valueFrom`` ARN's resource at ':' and accepts exactly two parts
+  (``secret:NAME``) or five (``secret:NAME:json-key:version-stage:version-id``); any other count
+  fails the task with "an invalid ARN format for the AWS Secrets Manager secret was specified".
+  ``reconstructASMARN`` calls GetSecretValue with the secret's ARN without the three fields.
+- SSM User Guide, "Referencing AWS Secrets Manager secrets from Parameter Store parameters": the
+  name is /aws/reference/secretsmanager/ followed by the secret's id in Secrets Manager; such
+  references cannot use Parameter Store's versioning. Secrets Manager CreateSecret, ``Name``:
+  ASCII letters, digits and /_+=.@-, at most 512 characters. SSM GetParameter, ``Name``: what
+  follows ':' is a version or label selector.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+from controller.core import permissions
+from controller.core.desired import Context, desire
+from controller.manifests.loader import load
+from controller.verify import decide
+from controller.verify import facts as v
+from controller.vocab.arns import BadReference, parse_value_from
+from controller.vocab.problems import ManifestError
+from faultproxy import FaultProxy
+
+ACC = "123456789012"
+MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
+SECRET = f"arn:aws:secretsmanager:us-east-1:{ACC}:secret:db-AbCdEf"
+
+ROLE_DOC = """apiVersion: ecs-secrets/v1
+kind: ExecutionRole
+metadata: {{name: exec}}
+spec:
+  roleName: exec
+{role_extra}---
+apiVersion: ecs-secrets/v1
+kind: TaskDefinition
+metadata: {{name: web}}
+spec:
+  family: web
+  executionRole: exec
+  requiresCompatibilities: [FARGATE]
+  networkMode: awsvpc
+  cpu: "256"
+  memory: "512"
+  containerDefinitions:
+    - name: web
+      image: public.ecr.aws/nginx/nginx:1.27
+      secrets:
+        - name: DB
+          valueFrom: {value_from}
+"""
+
+
+def write(tmp_path: Path, value_from: str, role_extra: str = "") -> Path:
+    folder = tmp_path / "m"
+    folder.mkdir(exist_ok=True)
+    (folder / "app.yaml").write_text(ROLE_DOC.format(value_from=json.dumps(value_from), role_extra=role_extra))
+    return folder
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def problems(folder: Path, region: str = "us-east-1") -> list[str]:
+    try:
+        load(folder, region)
+    except ManifestError as exc:
+        return [str(p) for p in exc.problems]
+    return []
+
+
+# --- 5. Secrets Manager ARNs: the secret alone, or all three fields --------------------------------
+
+@pytest.mark.parametrize("raw, fixed", [
+    (SECRET + ":password", SECRET + ":password::"),
+    (SECRET + ":password:AWSCURRENT", SECRET + ":password:AWSCURRENT:"),
+    (SECRET + ":a:b:c:d", None),
+])
+def test_a_secret_arn_with_some_of_the_three_fields_is_refused(raw: str, fixed: str | None) -> None:
+    with pytest.raises(BadReference) as exc:
+        parse_value_from(raw)
+    message = str(exc.value)
+    assert "json-key:version-stage:version-id" in message
+    assert (f"write {fixed}" in message) if fixed else "cannot contain ':'" in message
+
+
+@pytest.mark.parametrize("raw, key, stage, version", [
+    (SECRET, None, None, None),
+    (SECRET + ":::", None, None, None),
+    (SECRET + ":password::", "password", None, None),
+    (SECRET + "::AWSPREVIOUS:", None, "AWSPREVIOUS", None),
+    (SECRET + ":password::0a1b2c3d-0000-4000-8000-00000000beef", "password", None, "0a1b2c3d-0000-4000-8000-00000000beef"),
+])
+def test_the_two_forms_the_agent_reads_parse_to_the_bare_secret_arn(raw, key, stage, version) -> None:
+    ref = parse_value_from(raw)
+    assert (ref.name, ref.json_key, ref.version_stage, ref.version_id) == (SECRET, key, stage, version)
+
+
+def test_validate_refuses_it_located_with_the_fixed_form(tmp_path, capsys) -> None:
+    folder = write(tmp_path, SECRET + ":password")
+    code, out, err = run(capsys, "validate", "-f", str(folder), "--region", "us-east-1")
+    assert code == 1 and "Traceback" not in err
+    line = next(x for x in err.splitlines() if "json-key" in x)
+    assert "app.yaml:" in line and "valueFrom" in line and SECRET + ":password::" in line
+
+
+def test_reconcile_refuses_it_before_any_write(aws_env, monkeypatch, tmp_path, capsys) -> None:
+    folder = write(tmp_path, SECRET + ":password")
+    with FaultProxy(aws_env) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        code, _, err = run(capsys, "reconcile", "-f", str(folder))
+        assert code == 1 and SECRET + ":password::" in err
+        assert proxy.writes() == 0
+
+
+def test_policy_and_verify_use_the_secret_arn_without_the_fields(tmp_path) -> None:
+    folder = write(tmp_path, SECRET + ":password:AWSCURRENT:")
+    desired = desire(load(folder, "us-east-1"))
+    role = desired.resolve(Context(account=ACC, region="us-east-1")).roles[0]
+    assert role.grants.secrets == {SECRET}
+    [statement] = role.inline["Statement"]
+    assert statement["Resource"] in (SECRET, [SECRET])
+    policy = permissions.policy_for(desired, permissions.Target(ACC, "us-east-1"))
+    described = next(s for s in policy["Statement"] if s["Sid"] == "DescribeReferencedSecrets")
+    assert set(described["Resource"]) == {SECRET, SECRET + "-??????"}
+    facts = v.Facts(account=ACC, region="us-east-1")
+    facts.secrets[("us-east-1", SECRET)] = v.SecretFact(SECRET, None)
+    facts.roles[f"arn:aws:iam::{ACC}:role/exec"] = v.RoleFact(f"arn:aws:iam::{ACC}:role/exec", ())
+    row = decide.check(v.Target("web", "web", "DB", SECRET + ":password:AWSCURRENT:", f"arn:aws:iam::{ACC}:role/exec"),
+                       facts)
+    assert [(n.action, n.resource) for n in row.needs] == [("secretsmanager:GetSecretValue", SECRET)]
+    bad = decide.check(v.Target("web", "web", "DB", SECRET + ":password", f"arn:aws:iam::{ACC}:role/exec"), facts)
+    assert bad.verdict != v.ALLOWED and SECRET + ":password::" in bad.reason
+
+
+# --- 6. /aws/reference/secretsmanager/NAME: a Secrets Manager name -----------------------------------
+
+@pytest.mark.parametrize("name, needle", [
+    ("/aws/reference/secretsmanager/db password", "' ' (U+0020 SPACE)"),
+    ("/aws/reference/secretsmanager/db#1", "'#'"),
+    ("/aws/reference/secretsmanager/prod/dé", "'é'"),
+    ("/aws/reference/secretsmanager/db:password", "use the secret's ARN as valueFrom"),
+    ("/aws/reference/secretsmanager/" + "a" * 513, "over Secrets Manager's 512"),
+])
+def test_a_reference_name_ecs_cannot_resolve_is_refused_at_validate(tmp_path, name, needle) -> None:
+    found = problems(write(tmp_path, name))
+    assert any(needle in p and "valueFrom" in p for p in found), found
+
+
+@pytest.mark.parametrize("name", ["/aws/reference/secretsmanager/prod/db-creds",
+                                  "/aws/reference/secretsmanager/team+a=b.c@d_e"])
+def test_every_secrets_manager_name_character_is_accepted(tmp_path, name) -> None:
+    assert problems(write(tmp_path, name)) == []
+
+
+def test_a_declared_reference_parameter_is_checked_too(tmp_path) -> None:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "p.yaml").write_text("apiVersion: ecs-secrets/v1\nkind: Parameter\nmetadata: {name: ref}\n"
+                                   "spec: {name: '/aws/reference/secretsmanager/db:password'}\n")
+    assert any("spec.name" in p and "version selector" in p for p in problems(folder))
