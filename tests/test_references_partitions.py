@@ -1,4 +1,4 @@
-"""References the ECS agent refuses at task start: refused before any write.
+"""References the ECS agent refuses at task start, and partitions: refused before any write.
 
 Sources this file pins (moto models neither):
 - amazon-ecs-agent, agent/taskresource/asmsecret/asmsecret.go, ``getASMParametersFromInput``: the
@@ -11,13 +11,22 @@ Sources this file pins (moto models neither):
   references cannot use Parameter Store's versioning. Secrets Manager CreateSecret, ``Name``:
   ASCII letters, digits and /_+=.@-, at most 512 characters. SSM GetParameter, ``Name``: what
   follows ':' is a version or label selector.
+- botocore/data/partitions.json: which partition each Region is in (``regionRegex``).
+- AWS KMS Developer Guide, "kms:ViaService" (docs.aws.amazon.com and docs.amazonaws.cn
+  kms/latest/developerguide/conditions-kms.html): the value is SERVICE.REGION.amazonaws.com.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import secrets
+import shutil
 from pathlib import Path
 
+import boto3
+import botocore
+import botocore.session
 import pytest
 
 from controller.cli import main
@@ -26,6 +35,7 @@ from controller.core.desired import Context, desire
 from controller.manifests.loader import load
 from controller.verify import decide
 from controller.verify import facts as v
+from controller.vocab import arns
 from controller.vocab.arns import BadReference, parse_value_from
 from controller.vocab.problems import ManifestError
 from faultproxy import FaultProxy
@@ -170,3 +180,93 @@ def test_a_declared_reference_parameter_is_checked_too(tmp_path) -> None:
     (folder / "p.yaml").write_text("apiVersion: ecs-secrets/v1\nkind: Parameter\nmetadata: {name: ref}\n"
                                    "spec: {name: '/aws/reference/secretsmanager/db:password'}\n")
     assert any("spec.name" in p and "version selector" in p for p in problems(folder))
+
+
+# --- 11. Partitions -------------------------------------------------------------------------------
+
+def test_the_partition_table_matches_botocore() -> None:
+    data = json.loads((Path(botocore.__file__).parent / "data" / "partitions.json").read_text())
+    session = botocore.session.get_session()
+    ours = {p: rx.pattern for p, rx in arns.PARTITIONS}
+    theirs = {p["id"]: p["regionRegex"].strip("^$").replace("\\", "").replace("(de)", "de")
+              for p in data["partitions"] if p["id"] != "aws"}
+    assert {p: rx.replace("\\", "") for p, rx in ours.items()} == theirs
+    regions = [r for p in data["partitions"] for r in p["regions"] if not r.endswith("-global")]
+    assert len(regions) > 30
+    for region in regions:
+        assert arns.partition_of(region) == session.get_partition_for_region(region), region
+
+
+@pytest.mark.parametrize("region, partition", [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov")])
+def test_derived_policies_are_in_the_regions_partition(region, partition) -> None:
+    desired = desire(load(MANIFESTS, region))
+    [role] = desired.roles
+    assert role.managed == (f"arn:{partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy",)
+    resolved = desired.resolve(Context(account=ACC, region=region, partition=partition))
+    text = json.dumps(resolved.roles[0].inline)
+    assert re.findall(r'"arn:([^:"]+):', text) and set(re.findall(r'"arn:([^:"]+):', text)) == {partition}
+
+
+@pytest.mark.parametrize("region, partition", [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov")])
+def test_controller_policy_command_in_another_partition(region, partition, capsys) -> None:
+    code, out, err = run(capsys, "controller-policy", "-f", str(MANIFESTS), "--region", region, "--account", ACC)
+    assert code == 0, err
+    found = re.findall(r'"arn:([^:"]+):', out)
+    assert found and set(found) == {partition}, "every ARN, the iam:PolicyARN condition's included"
+    via = {v for s in json.loads(out)["Statement"]
+           for v in (s.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService") or [])}
+    assert via == {f"ssm.{region}.amazonaws.com"}
+
+
+@pytest.mark.parametrize("value_from, needle", [
+    (f"arn:aws:ssm:cn-north-1:{ACC}:parameter/app/db", f"write arn:aws-cn:ssm:cn-north-1:{ACC}:parameter/app/db"),
+    (f"arn:aws:ssm:us-east-1:{ACC}:parameter/app/db", "outside partition 'aws-cn'"),
+    (f"arn:aws:secretsmanager:us-east-1:{ACC}:secret:db-AbCdEf", "outside partition 'aws-cn'"),
+])
+def test_an_arn_of_another_partition_is_refused_not_rebuilt(tmp_path, value_from, needle) -> None:
+    found = problems(write(tmp_path, value_from), "cn-north-1")
+    assert [p for p in found if needle in p and "valueFrom" in p], found
+    assert len([p for p in found if "valueFrom" in p]) == 1, "one problem per reference"
+
+
+def test_a_managed_policy_arn_of_another_partition_is_refused(tmp_path) -> None:
+    extra = "  managedPolicyArns: [arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy]\n"
+    found = problems(write(tmp_path, "/app/db", extra), "us-gov-west-1")
+    assert any("managedPolicyArns" in p and "write arn:aws-us-gov:iam::aws:policy/" in p for p in found), found
+    assert problems(write(tmp_path, "/app/db", extra.replace("arn:aws:", "arn:aws-us-gov:")), "us-gov-west-1") == []
+
+
+def test_verify_refuses_a_reference_of_another_partition() -> None:
+    facts = v.Facts(account=ACC, region="cn-north-1", partition="aws-cn")
+    with pytest.raises(BadReference, match="partition"):
+        v.locate(f"arn:aws:ssm:us-east-1:{ACC}:parameter/app/db", facts)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("region, partition", [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov")])
+def test_reconcile_converges_in_another_partition(aws_env, monkeypatch, capsys, tmp_path, region, partition):
+    """moto keeps each partition apart as AWS does: in cn-north-1 AttachRolePolicy of
+    arn:aws:iam::aws:policy/... answers NoSuchEntity, as IAM in China does."""
+    canary = f"canary-{secrets.token_hex(12)}"
+    monkeypatch.setenv("DB_PASSWORD", canary)
+    kms = boto3.client("kms", endpoint_url=aws_env, region_name=region)
+    kms.create_alias(AliasName="alias/MyAliasName", TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
+    boto3.client("secretsmanager", endpoint_url=aws_env, region_name=region).create_secret(
+        Name="payments/stripe-token", SecretString="not-read")
+    folder = tmp_path / "m"
+    shutil.copytree(MANIFESTS, folder)
+    code, out, err = run(capsys, "reconcile", "-f", str(folder), "--region", region)
+    assert code == 0, err
+    iam = boto3.client("iam", endpoint_url=aws_env, region_name=region)
+    attached = iam.list_attached_role_policies(RoleName="ecsTaskExecutionRole-web")["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [
+        f"arn:{partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"]
+    inline = iam.get_role_policy(RoleName="ecsTaskExecutionRole-web", PolicyName="ecs-secrets")["PolicyDocument"]
+    assert set(re.findall(r'"arn:([^:"]+):', json.dumps(inline))) == {partition}
+    td = boto3.client("ecs", endpoint_url=aws_env, region_name=region).describe_task_definition(
+        taskDefinition="web")["taskDefinition"]
+    assert td["executionRoleArn"].startswith(f"arn:{partition}:iam::")
+    code, out, err = run(capsys, "reconcile", "-f", str(folder), "--region", region, "--dry-run",
+                         "--detailed-exitcode")
+    assert code == 0, out + err
+    assert canary not in out + err

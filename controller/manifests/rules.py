@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from controller.vocab.arns import partition_of
+
 SECRETSMANAGER_PREFIX = "/aws/reference/secretsmanager/"
 
 # PutParameter, Name: "The maximum length for a parameter name that you specify is 1011 characters.
@@ -147,9 +149,9 @@ def check_parameter_name(name: str) -> str | None:
     return _check_path_shape(name) or _check_reserved_prefix(name)
 
 
-def check_parameter_arn_length(name: str, region: str, partition: str = "aws") -> str | None:
-    """The exact length bound: 1011 characters counting the ARN prefix (Region-dependent)."""
-    prefix = f"arn:{partition}:ssm:{region}:123456789012:parameter/"
+def check_parameter_arn_length(name: str, region: str, partition: str | None = None) -> str | None:
+    """The exact length bound: 1011 characters counting the ARN prefix (Region- and partition-dependent)."""
+    prefix = f"arn:{partition or partition_of(region)}:ssm:{region}:123456789012:parameter/"
     total = len(prefix) + len(name.lstrip("/"))
     if total > MAX_PARAMETER_NAME:
         room = MAX_PARAMETER_NAME - len(prefix) + (1 if name.startswith("/") else 0)
@@ -211,8 +213,8 @@ def check_kms_key_id(key_id: str) -> str | None:
         match = _KMS_ARN.fullmatch(key_id)
         if match is None:
             return (
-                "not a KMS ARN; expected arn:aws:kms:REGION:ACCOUNT:key/KEY_ID "
-                "or arn:aws:kms:REGION:ACCOUNT:alias/NAME"
+                "not a KMS ARN; expected arn:PARTITION:kms:REGION:ACCOUNT:key/KEY_ID "
+                "or arn:PARTITION:kms:REGION:ACCOUNT:alias/NAME"
             )
         return _check_kms_arn(match)
     if re.fullmatch(r"[0-9a-fA-F]+(?:-[0-9a-fA-F]+)+", key_id):
