@@ -236,6 +236,15 @@ def test_a_managed_policy_arn_of_another_partition_is_refused(tmp_path) -> None:
     assert problems(write(tmp_path, "/app/db", extra.replace("arn:aws:", "arn:aws-us-gov:")), "us-gov-west-1") == []
 
 
+def test_a_parameter_in_a_region_of_another_partition_is_refused(tmp_path) -> None:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "p.yaml").write_text("apiVersion: ecs-secrets/v1\nkind: Parameter\nmetadata: {name: p}\n"
+                                   "spec: {name: /app/db, region: us-east-1}\n")
+    assert any("spec.region" in p and "outside partition 'aws-cn'" in p for p in problems(folder, "cn-north-1"))
+    assert problems(folder, "us-west-2") == []
+
+
 def test_verify_refuses_a_reference_of_another_partition() -> None:
     facts = v.Facts(account=ACC, region="cn-north-1", partition="aws-cn")
     with pytest.raises(BadReference, match="partition"):

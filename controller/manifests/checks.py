@@ -187,6 +187,10 @@ def _partitions(manifest: Manifest) -> Iterator[Problem]:
     one partition (ECS reads secrets from the task's own account only). Refused, never rewritten."""
     want = partition_of(manifest.region)
     for obj in manifest.objects:
+        region = obj.spec.region if obj.kind == "Parameter" else None
+        if region and partition_of(region) != want:
+            yield obj.problem(("spec", "region"), f"{region} is in partition {partition_of(region)!r}, outside "
+                              f"partition {want!r} of {manifest.region}; the controller's account cannot write there")
         for at, text in _written_arns(obj):
             arn = parse_arn(text)
             if arn is None or arn.partition == want:
