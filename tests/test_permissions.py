@@ -116,7 +116,9 @@ def test_partition_reaches_arns_and_service_names() -> None:
     assert resources and all(r.startswith("arn:aws-cn:") for r in resources)
     encrypt = statements_of(policy)["EncryptOnlyOurParametersThroughSsmByAlias"]
     via = encrypt["Condition"]["StringEquals"]["kms:ViaService"]
-    assert via == ["ssm.cn-north-1.amazonaws.com.cn"]
+    # kms:ViaService is SERVICE.REGION.amazonaws.com in China too, not the endpoint's .amazonaws.com.cn
+    # (AWS KMS Developer Guide, "kms:ViaService"; docs.amazonaws.cn/kms/latest/developerguide/conditions-kms.html)
+    assert via == ["ssm.cn-north-1.amazonaws.com"]
 
 
 # The Service Authorization Reference lists no resource type for these: "*" is all AWS accepts.

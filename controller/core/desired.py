@@ -193,7 +193,7 @@ def desire(manifest: Manifest, owner: str = DEFAULT_OWNER) -> Desired:
         if td.declared_role:
             by_role.setdefault(td.declared_role, []).extend(td.references)
     objects = tuple(parameters[(o.spec.region or manifest.region, o.spec.name)] if o.kind == "Parameter" else
-                    _role(o, owner, by_role.get(o.ref, ())) if o.kind == "ExecutionRole" else tds[o.ref]
+                    _role(o, owner, by_role.get(o.ref, ()), manifest.region) if o.kind == "ExecutionRole" else tds[o.ref]
                     for o in manifest.objects)
     external = frozenset(t.role for t in tds.values() if t.role and not t.declared_role and not t.role.startswith("arn:"))
     desired = Desired(manifest.region, owner, objects, parameters, external,
@@ -213,9 +213,11 @@ def _parameter(obj: Obj, region: str, owner: str) -> DesiredParameter:
                             tags_of(obj, owner), spec.value)
 
 
-def _role(obj: Obj, owner: str, refs: Any) -> DesiredRole:
+def _role(obj: Obj, owner: str, refs: Any, region: str) -> DesiredRole:
     spec = obj.spec
-    return DesiredRole(obj, spec.roleName, spec.path, spec.inlinePolicyName, tuple(sorted(spec.managedPolicyArns)),
+    managed = spec.managedPolicyArns if "managedPolicyArns" in spec.model_fields_set else [
+        arns.aws_managed_policy_arn(arns.partition_of(region), arns.ECS_TASK_EXECUTION_POLICY)]
+    return DesiredRole(obj, spec.roleName, spec.path, spec.inlinePolicyName, tuple(sorted(managed)),
                        spec.description, tags_of(obj, owner), tuple(refs))
 
 
@@ -333,15 +335,17 @@ def role_policy_problems(role: DesiredRole, document: dict | None) -> list[Probl
 def placeholder_context(desired: Desired) -> Context:
     """Stand-ins as long as the real ARNs, to size policies before any AWS call."""
     account, region = "000000000000", desired.region
+    partition = arns.partition_of(region)
     key_arns = {}
     for p in desired.parameters.values():
         key = p.custom_key
         if key:
             key_arns[(p.region, key)] = key if key.startswith("arn:") and ":key/" in key else \
-                f"arn:aws:kms:{p.region}:{account}:key/00000000-0000-0000-0000-000000000000"
+                f"arn:{partition}:kms:{p.region}:{account}:key/00000000-0000-0000-0000-000000000000"
     secrets = {}
     for td in desired.task_definitions:
         for ref in td.references:
             if ref.secret_id and ref.service == "ssm":
-                secrets[(region, ref.secret_id)] = f"arn:aws:secretsmanager:{region}:{account}:secret:{ref.secret_id}-XXXXXX"
-    return Context(account=account, region=region, key_arns=key_arns, secret_arns=secrets)
+                secrets[(region, ref.secret_id)] = \
+                    f"arn:{partition}:secretsmanager:{region}:{account}:secret:{ref.secret_id}-XXXXXX"
+    return Context(account=account, region=region, partition=partition, key_arns=key_arns, secret_arns=secrets)

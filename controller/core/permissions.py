@@ -304,9 +304,10 @@ RESOURCES: dict[str, Callable[[Scope], list[Grant]]] = {
 
 
 def _via_ssm(s: Scope, g: Grant) -> dict:
-    suffix = ".amazonaws.com.cn" if s.target.partition == "aws-cn" else ".amazonaws.com"
+    """kms:ViaService names the calling service as SERVICE.REGION.amazonaws.com in every partition,
+    China included (not the .amazonaws.com.cn of its endpoints): AWS KMS Developer Guide, kms:ViaService."""
     regions = sorted({r.split(":")[3] for r in g.resources})
-    return {"StringEquals": {"kms:ViaService": [f"ssm.{r}{suffix}" for r in regions]}}
+    return {"StringEquals": {"kms:ViaService": [f"ssm.{r}.amazonaws.com" for r in regions]}}
 
 
 def _secure(s: Scope, custom_key: bool = False) -> list[Param]:

@@ -8,7 +8,7 @@ from typing import Iterator
 
 from controller.manifests import ecsmodel, rules
 from controller.manifests.documents import Manifest, Obj
-from controller.vocab.arns import BadReference, parse_arn, parse_value_from
+from controller.vocab.arns import BadReference, parse_arn, parse_value_from, partition_of
 from controller.vocab.problems import Problem
 from controller.vocab.secretrefs import secret_uses
 
@@ -24,6 +24,7 @@ def check(manifest: Manifest) -> list[Problem]:
         problems.extend(_BY_KIND[obj.kind](obj))
     problems.extend(_duplicates(manifest))
     problems.extend(_references(manifest))
+    problems.extend(_partitions(manifest))
     return problems
 
 
@@ -36,7 +37,7 @@ def _metadata(obj: Obj) -> Iterator[Problem]:
 def _parameter(obj: Obj) -> Iterator[Problem]:
     spec, at = obj.spec, ("spec",)
     is_reference = rules.is_secretsmanager_reference(spec.name)
-    msg = None if is_reference else rules.check_parameter_name(spec.name)
+    msg = rules.check_parameter_name(spec.name)
     if msg:
         yield obj.problem(at + ("name",), msg)
     if is_reference and spec.value is not None:
@@ -86,7 +87,7 @@ def _role(obj: Obj) -> Iterator[Problem]:
         parsed = parse_arn(arn)
         if parsed is None or parsed.service != "iam" or not parsed.resource.startswith("policy/"):
             yield obj.problem(at + ("managedPolicyArns", i), "not a managed policy ARN "
-                              "(arn:aws:iam::aws:policy/... or arn:aws:iam::ACCOUNT:policy/...)")
+                              "(arn:PARTITION:iam::aws:policy/... or arn:PARTITION:iam::ACCOUNT:policy/...)")
     yield from _tags(obj, spec.tags)
 
 
@@ -122,7 +123,7 @@ def _value_froms(obj: Obj) -> Iterator[Problem]:
         except BadReference as exc:
             yield obj.problem(at, str(exc))
             continue
-        if ref.service == "ssm" and not rules.is_secretsmanager_reference(ref.name):
+        if ref.service == "ssm":
             msg = rules.check_parameter_name(ref.name)
             if msg:
                 yield obj.problem(at, msg)
@@ -177,7 +178,51 @@ def _references(manifest: Manifest) -> Iterator[Problem]:
                 other = next(o for o in manifest.of("Parameter") if o.spec.name == ref.name)
                 yield td.problem(at, f"{ref.name} is declared in Region {other.spec.region} ({other.ref}), not "
                                  f"{region}; reference it by full ARN: "
-                                 f"arn:aws:ssm:{other.spec.region}:ACCOUNT:parameter/{ref.name.lstrip('/')}")
+                                 f"arn:{partition_of(other.spec.region)}:ssm:{other.spec.region}:ACCOUNT:parameter/"
+                                 f"{ref.name.lstrip('/')}")
+
+
+def _partitions(manifest: Manifest) -> Iterator[Problem]:
+    """Every ARN written in the manifests is in the partition of the controller's Region: one account,
+    one partition (ECS reads secrets from the task's own account only). Refused, never rewritten."""
+    want = partition_of(manifest.region)
+    for obj in manifest.objects:
+        region = obj.spec.region if obj.kind == "Parameter" else None
+        if region and partition_of(region) != want:
+            yield obj.problem(("spec", "region"), f"{region} is in partition {partition_of(region)!r}, outside "
+                              f"partition {want!r} of {manifest.region}; the controller's account cannot write there")
+        for at, text in _written_arns(obj):
+            arn = parse_arn(text)
+            if arn is None or arn.partition == want:
+                continue
+            if arn.region and partition_of(arn.region) != want:
+                yield obj.problem(at, f"{text!r} is in Region {arn.region}, outside partition {want!r} of "
+                                  f"{manifest.region}; the task's account cannot read it there")
+            else:
+                yield obj.problem(at, f"{text!r} is in partition {arn.partition!r}, but Region {manifest.region} "
+                                  f"is in {want!r}; write arn:{want}:{text.split(':', 2)[2]}")
+
+
+def _written_arns(obj: Obj) -> Iterator[tuple[tuple, str]]:
+    spec = obj.spec
+    if obj.kind == "Parameter" and spec.kmsKeyId:
+        yield ("spec", "kmsKeyId"), spec.kmsKeyId
+    elif obj.kind == "ExecutionRole" and "managedPolicyArns" in spec.model_fields_set:  # the default follows the Region
+        for i, arn in enumerate(spec.managedPolicyArns):
+            yield ("spec", "managedPolicyArns", i), arn
+    elif obj.kind == "TaskDefinition":
+        fields = spec.ecs_fields()
+        if spec.executionRole:
+            yield ("spec", "executionRole"), spec.executionRole
+        for key in ("executionRoleArn", "taskRoleArn"):
+            if isinstance(fields.get(key), str):
+                yield ("spec", key), fields[key]
+        for use in secret_uses(fields):
+            try:
+                parse_value_from(use.value_from)   # a malformed one is reported by _value_froms
+            except BadReference:
+                continue
+            yield ("spec",) + use.path + ("valueFrom",), use.value_from
 
 
 def _accounts(manifest: Manifest) -> set[str]:

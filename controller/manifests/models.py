@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 API_VERSION = "ecs-secrets/v1"
 DEFAULT_KMS_KEY = "alias/aws/ssm"
+# The default of managedPolicyArns, as written in the commercial partition; ``desire`` puts it in the
+# partition of the manifests' Region (arn:aws-cn:... in China, arn:aws-us-gov:... in GovCloud).
 DEFAULT_MANAGED_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 DEFAULT_INLINE_POLICY = "ecs-secrets"
 

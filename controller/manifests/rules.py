@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from controller.vocab.arns import partition_of
+
 SECRETSMANAGER_PREFIX = "/aws/reference/secretsmanager/"
 
 # PutParameter, Name: "The maximum length for a parameter name that you specify is 1011 characters.
@@ -37,7 +39,10 @@ MAX_PARAMETER_LEVELS = 15
 VALUE_LIMITS = {"Standard": 4096, "Advanced": 8192, "Intelligent-Tiering": 8192}
 
 _SSM_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/")
-_SECRET_ID = re.compile(r"[A-Za-z0-9/_+=.@:-]+")  # a Secrets Manager name or ARN, plus :selectors
+# Secrets Manager CreateSecret, Name: "ASCII letters, numbers, and the following characters: /_+=.@-",
+# at most 512 characters.
+_SECRET_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_+=.@-")
+MAX_SECRET_NAME = 512
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _KEY_ID = re.compile(rf"(?:{_UUID}|mrk-[0-9a-fA-F]{{32}})")
 _ALIAS = re.compile(r"alias/[a-zA-Z0-9/_-]{1,250}")
@@ -69,12 +74,29 @@ def is_secretsmanager_reference(name: str) -> bool:
 
 
 def _check_reference(name: str) -> str | None:
+    """What may follow /aws/reference/secretsmanager/: a Secrets Manager secret name.
+
+    SSM passes the rest of the name to Secrets Manager as the secret id (SSM User Guide, "Referencing
+    AWS Secrets Manager secrets from Parameter Store parameters"), so the secret's own name rule
+    applies. A ':' never reaches Secrets Manager: SSM reads what follows it as a version or label
+    selector (GetParameter, Name), which such references cannot use. JSON keys and version
+    selectors go in a secret ARN instead (arn:...:secret:NAME:json-key:version-stage:version-id).
+    """
     secret_id = name[len(SECRETSMANAGER_PREFIX) :]
-    if not _SECRET_ID.fullmatch(secret_id):
+    if ":" in secret_id:
         return (
-            f"the Secrets Manager secret id {secret_id!r} may use only ASCII letters, digits "
-            "and / _ + = . @ - : (a secret name or ARN)"
+            f"{name!r} has ':' after {SECRETSMANAGER_PREFIX}, where SSM reads it as a version "
+            "selector; to pick a JSON key or version, use the secret's ARN as valueFrom "
+            "(arn:...:secret:NAME:json-key:version-stage:version-id)"
         )
+    bad = _first_bad_char(secret_id, _SECRET_NAME_CHARS)
+    if bad:
+        return (
+            f"the secret name after {SECRETSMANAGER_PREFIX} {bad}; a Secrets Manager secret name "
+            "uses only ASCII letters, digits and / _ + = . @ -"
+        )
+    if len(secret_id) > MAX_SECRET_NAME:
+        return f"the secret name is {len(secret_id)} characters, over Secrets Manager's {MAX_SECRET_NAME}; shorten it"
     return None
 
 
@@ -127,9 +149,9 @@ def check_parameter_name(name: str) -> str | None:
     return _check_path_shape(name) or _check_reserved_prefix(name)
 
 
-def check_parameter_arn_length(name: str, region: str, partition: str = "aws") -> str | None:
-    """The exact length bound: 1011 characters counting the ARN prefix (Region-dependent)."""
-    prefix = f"arn:{partition}:ssm:{region}:123456789012:parameter/"
+def check_parameter_arn_length(name: str, region: str, partition: str | None = None) -> str | None:
+    """The exact length bound: 1011 characters counting the ARN prefix (Region- and partition-dependent)."""
+    prefix = f"arn:{partition or partition_of(region)}:ssm:{region}:123456789012:parameter/"
     total = len(prefix) + len(name.lstrip("/"))
     if total > MAX_PARAMETER_NAME:
         room = MAX_PARAMETER_NAME - len(prefix) + (1 if name.startswith("/") else 0)
@@ -191,8 +213,8 @@ def check_kms_key_id(key_id: str) -> str | None:
         match = _KMS_ARN.fullmatch(key_id)
         if match is None:
             return (
-                "not a KMS ARN; expected arn:aws:kms:REGION:ACCOUNT:key/KEY_ID "
-                "or arn:aws:kms:REGION:ACCOUNT:alias/NAME"
+                "not a KMS ARN; expected arn:PARTITION:kms:REGION:ACCOUNT:key/KEY_ID "
+                "or arn:PARTITION:kms:REGION:ACCOUNT:alias/NAME"
             )
         return _check_kms_arn(match)
     if re.fullmatch(r"[0-9a-fA-F]+(?:-[0-9a-fA-F]+)+", key_id):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence, Union
 
 from controller.verify.iam_eval import NamedPolicy, Request
-from controller.vocab.arns import SM_REFERENCE_PREFIX, Reference, parameter_arn, parse_value_from
+from controller.vocab.arns import SM_REFERENCE_PREFIX, BadReference, Reference, parameter_arn, parse_value_from
 from controller.vocab.secretrefs import secret_uses
 
 ALLOWED, DENIED, MISSING, UNKNOWN = "allowed", "denied", "missing", "unknown"
@@ -110,6 +110,9 @@ class Location:
 def locate(source: str, facts: Facts) -> Location:
     """Raises BadReference for a valueFrom that names nothing ECS can read."""
     ref = parse_value_from(source)
+    if ref.partition and ref.partition != facts.partition:
+        raise BadReference(f"{source!r} is in partition {ref.partition!r}, the account in {facts.partition!r}; "
+                           "ECS reads secrets from the task's own account and partition only")
     region, account = ref.region or facts.region, ref.account or facts.account
     p_arn = parameter_arn(facts.partition, region, account, ref.name) if ref.service == "ssm" else None
     by_reference = ref.service == "ssm" and ref.name.startswith(SM_REFERENCE_PREFIX)
