@@ -92,10 +92,11 @@ def _action_truth(stmt: dict, action: str) -> bool:
 
 
 def _resource_match(pattern: str, resource: str, env: Env) -> Truth:
-    # IAM matches the Resource element as one case-sensitive glob over the whole ARN: `*` spans
-    # ':' and '/', so "arn:aws:logs:*" and "arn:aws:ssm:*:*:parameter/app/*" both work as in AWS.
+    # Case-sensitive; a wildcard stays within its colon-delimited ARN segment unless it is a `*`
+    # that ends the segment, which expands beyond the colons ("arn:aws:logs:*" covers every log
+    # ARN, "arn:aws:ssm:eu-west-1:*parameter/x" covers none: IAM User Guide, Resource element).
     pieces = resolve(pattern, env)
-    return pieces if isinstance(pieces, Unknown) else glob_match(pieces, resource)
+    return pieces if isinstance(pieces, Unknown) else glob_match(pieces, resource, arn=True)
 
 
 def _resource_truth(stmt: dict, resource: str, env: Env) -> Truth:
