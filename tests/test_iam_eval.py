@@ -334,7 +334,7 @@ SEMANTICS = [
         "aws:TagKeys": "team"}}), {}, UNKNOWN, SET_OPERATORS),
     ("ForAllValues-IfExists-absent", allow(GET, PARAM, Condition={"ForAllValues:StringEqualsIfExists": {
         "aws:TagKeys": "team"}}), {}, ALLOW, SET_OPERATORS),
-    ("resource-star-inside-segment-stops-at-colon", allow(GET, f"arn:aws:ssm:eu-west-1:*parameter/app/db/password"),
+    ("resource-star-inside-segment-stops-at-colon", allow(GET, "arn:aws:ssm:eu-west-1:*parameter/app/db/password"),
      {}, IDENY, RESOURCE),
     ("resource-question-stops-at-colon", allow(GET, f"arn:aws:ssm:eu-west-1?{ACCOUNT}:parameter/app/db/password"),
      {}, IDENY, RESOURCE),
