@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.verify.conditions import glob_match, wildcard
+from controller.vocab import policy as vocab_policy
 from controller.verify.iam_eval import Decision, NamedPolicy, Request, Verdict, evaluate, statements
 
 ALLOW, XDENY, IDENY, UNKNOWN = (
@@ -352,6 +353,24 @@ SEMANTICS_CASES = [
 def test_evaluates_as_iam_does(stmt: dict, context: dict, expected: Decision, source: str) -> None:
     policies = [pol(stmt)] if stmt["Effect"] == "Allow" else [pol(allow(GET, PARAM), stmt)]
     assert evaluate(policies, Request(GET, PARAM, context)).decision is expected, source
+
+
+def _cond(value: object) -> dict:
+    return {"Statement": [allow(GET, PARAM, Condition={"Bool": {"aws:SecureTransport": value}})]}
+
+
+@pytest.mark.parametrize("a, b, same", [
+    pytest.param(True, "True", False, id="json-true-is-not-string-True"),
+    pytest.param(True, "true", False, id="json-true-is-not-string-true"),
+    pytest.param(1, "1", False, id="number-is-not-string"),
+    pytest.param(["a", "b"], ["b", "a", "a"], True, id="values-are-a-set"),
+    pytest.param(True, [True], True, id="scalar-or-list"),
+])
+def test_derived_policy_diff_keeps_json_types(a: object, b: object, same: bool) -> None:
+    # The drift check of the derived inline policy (core/diff.py) compares through vocab.policy.same;
+    # IAM returns a policy document as it was written (GetRolePolicy), types included, so a changed
+    # type is a changed document that the next reconcile must write.
+    assert vocab_policy.same(_cond(a), _cond(b)) is same
 
 
 # --- which statement decides when some cannot be judged ----------------------------------------
