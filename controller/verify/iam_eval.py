@@ -27,7 +27,7 @@ from controller.verify.conditions import (
     wildcard,
 )
 
-__all__ = ["Decision", "NamedPolicy", "Request", "Verdict", "evaluate", "statements"]
+__all__ = ["Decision", "NamedPolicy", "Request", "Verdict", "denial", "evaluate", "statements"]
 
 _VARIABLES_VERSION = "2012-10-17"  # older documents treat "${...}" as literal text
 _EFFECTS = ("Allow", "Deny")
@@ -232,3 +232,11 @@ def evaluate(
         or _unknown(denies, groups)
         or _allow(groups, ("policy", "permissions boundary"))
     )
+
+
+def denial(policies: Sequence[NamedPolicy], request: Request) -> Verdict | None:
+    """Only the Deny statements of ``policies``: an explicit deny, UNKNOWN for a deny that may apply, or
+    None. For grants that come from elsewhere (a resource policy) the caller's own denies still count."""
+    env = make_env(request.context)
+    denies = [h for h in _hits(policies, request, env) if h.effect == "Deny"]
+    return _explicit_deny(denies) or (_unknown_verdict(denies[0]) if denies else None)
