@@ -337,6 +337,13 @@ RESOURCE_POLICIES = [
      ["cannot read the resource policy of " + SECRET, "AccessDeniedException"]),
     ("deny that may apply", SECRET, with_policy(sm_stmt("Deny", "*", Condition={
         "StringEquals": {"aws:PrincipalTag/team": "x"}})), "unknown", ["aws:PrincipalTag/team"]),
+    ("NotPrincipal deny sparing the role", SECRET, with_policy({"Effect": "Deny", "NotPrincipal": {"AWS": ROLE},
+                                                                "Action": "secretsmanager:*", "Resource": "*"}),
+     "allowed", []),
+    # IAM User Guide, "Permissions boundaries": a Deny with NotPrincipal always denies a principal with a boundary
+    ("NotPrincipal deny and a boundary", SECRET, {**role(EXACT, boundary=(NamedPolicy("b", doc(allow("*"))),)),
+     **with_policy({"Sid": "OnlyExec", "Effect": "Deny", "NotPrincipal": {"AWS": ROLE},
+                    "Action": "secretsmanager:GetSecretValue", "Resource": "*"})}, "denied", ["OnlyExec"]),
 ]
 
 

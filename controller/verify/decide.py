@@ -174,14 +174,15 @@ def decide(need: Need, role: RoleFact, facts: Facts) -> Finding | None:
     if isinstance(key, KeyFact):
         if isinstance(key.policy, Unread):
             return Finding(UNKNOWN, f"cannot read the key policy of {key.arn}: {key.policy.reason}")
-        split = split_policy(key.policy, f"key policy of {key.arn}", role.arn, facts.account, facts.partition)
+        split = split_policy(key.policy, f"key policy of {key.arn}", role.arn, facts.account, facts.partition,
+                             role.boundary is not None)
         return _with_resource_policy(need, request, role, split, identity, key=key, facts=facts)
     secret = facts.secrets.get(need.secret) if need.secret else None
     if isinstance(secret, SecretFact) and secret.policy is not None:
         if isinstance(secret.policy, Unread):
             return Finding(UNKNOWN, f"cannot read the resource policy of {secret.arn}: {secret.policy.reason}")
         split = split_policy(secret.policy, f"resource policy of {secret.arn}", role.arn, facts.account,
-                             facts.partition)
+                             facts.partition, role.boundary is not None)
         return _with_resource_policy(need, request, role, split, identity, key=None, facts=facts)
     return _finding(need, identity)
 

@@ -23,10 +23,14 @@ def _principals(value: object) -> set[str]:
     return set()
 
 
-def _scope(stmt: dict, role_arn: str, account: str, partition: str) -> str | None:
+def _scope(stmt: dict, role_arn: str, account: str, partition: str, bounded: bool) -> str | None:
     """Whom a statement speaks to: "role", "anyone", "account", or None (someone else)."""
     ours = {f"arn:{partition}:iam::{account}:root", account}
     if "NotPrincipal" in stmt:
+        # A Deny with NotPrincipal denies every principal that has a permissions boundary, whatever
+        # it excludes (IAM User Guide, "Permissions boundaries for IAM entities").
+        if bounded and stmt.get("Effect") == "Deny":
+            return "role"
         excluded = _principals(stmt["NotPrincipal"])
         return None if excluded & (ours | {role_arn}) else "role"
     named = _principals(stmt.get("Principal"))
@@ -37,11 +41,13 @@ def _scope(stmt: dict, role_arn: str, account: str, partition: str) -> str | Non
     return "account" if named & ours else None
 
 
-def split_policy(policy: dict, name: str, role_arn: str, account: str, partition: str) -> Split:
-    """A Deny that reaches the role (by any of the three) is in all three parts."""
+def split_policy(policy: dict, name: str, role_arn: str, account: str, partition: str,
+                 bounded: bool = False) -> Split:
+    """A Deny that reaches the role (by any of the three) is in all three parts. ``bounded``: the role
+    has a permissions boundary."""
     parts: dict[str, list] = {"role": [], "anyone": [], "account": []}
     for stmt in statements(policy if isinstance(policy, dict) else {}):
-        scope = _scope(stmt, role_arn, account, partition) if isinstance(stmt, dict) else None
+        scope = _scope(stmt, role_arn, account, partition, bounded) if isinstance(stmt, dict) else None
         if scope is None:
             continue
         deny = stmt.get("Effect") == "Deny"
