@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.verify.conditions import glob_match, wildcard
+from controller.vocab import policy as vocab_policy
 from controller.verify.iam_eval import Decision, NamedPolicy, Request, Verdict, evaluate, statements
 
 ALLOW, XDENY, IDENY, UNKNOWN = (
@@ -251,7 +252,8 @@ CONDITION_CASES = [
     pytest.param({"ForAllValues:StringEquals": {"aws:TagKeys": ["env"]}}, {}, TRUE, id="ForAllValues-missing-vacuous"),
     pytest.param({"ForAllValues:StringEquals": {"aws:TagKeys": ["env"]}}, {"aws__TagKeys": []}, TRUE, id="ForAllValues-empty-vacuous"),
     pytest.param({"ForAllValues:StringLike": {"aws:TagKeys": ["app-*"]}}, {"aws__TagKeys": ["app-a", "app-b"]}, TRUE, id="ForAllValues-StringLike"),
-    pytest.param({"StringEquals": {"aws:TagKeys": "team"}}, {"aws__TagKeys": ["env", "team"]}, TRUE, id="multivalued-without-set-operator"),
+    # docs "Single-valued vs. multivalued context keys": a multivalued key requires a set operator
+    pytest.param({"StringEquals": {"aws:TagKeys": "team"}}, {"aws__TagKeys": ["env", "team"]}, UNK, id="multivalued-without-set-operator"),
     # blocks: operators and keys AND'd, three-valued
     pytest.param({"StringEquals": {"aws:SourceAccount": ACCOUNT, "aws:PrincipalTag/team": "web"}}, {"aws__SourceAccount": ACCOUNT, "aws__PrincipalTag/team": "api"}, FALSE, id="keys-anded"),
     pytest.param({"StringEquals": {"aws:SourceAccount": ACCOUNT}, "StringLike": {"kms:ViaService": "ssm.*"}}, {"aws__SourceAccount": ACCOUNT, **KMS_CONTEXT}, TRUE, id="operators-anded"),
@@ -285,6 +287,90 @@ def test_condition_as_deny(condition: dict, context: dict, expected: bool | None
     policy = pol(allow(GET, PARAM), deny(GET, PARAM, Condition=condition))
     verdict = evaluate([policy], Request(GET, PARAM, _context(context)))
     assert verdict.decision is {TRUE: XDENY, FALSE: ALLOW, UNK: UNKNOWN}[expected]
+
+
+# --- where a simple evaluator allows and IAM does not: each case names the IAM User Guide page ----
+# Every case below allowed (or spared a deny) before; an independent IAM simulator does not.
+
+SINGLE_VS_MULTI = "IAM User Guide, Single-valued vs. multivalued context keys"
+OPERATORS = "IAM User Guide, IAM JSON policy elements: Condition operators"
+SET_OPERATORS = "IAM User Guide, Set operators for multivalued context keys / ...IfExists condition operators"
+RESOURCE = "IAM User Guide, IAM JSON policy elements: Resource (Using wildcards in resource ARNs)"
+SSM_KEYS = ["PARAMETER_ARN"]  # the encryption context SSM sends with kms:Decrypt
+SEMANTICS = [
+    # (id, statement, context, expected decision, source)
+    ("StringEquals-on-EncryptionContextKeys", allow(GET, PARAM, Condition={"StringEquals": {
+        "kms:EncryptionContextKeys": "PARAMETER_ARN"}}), {"kms:EncryptionContextKeys": SSM_KEYS}, UNKNOWN, SINGLE_VS_MULTI),
+    ("StringLike-on-TagKeys", allow(GET, PARAM, Condition={"StringLike": {"aws:TagKeys": "*"}}),
+     {"aws:TagKeys": ["a", "b"]}, UNKNOWN, SINGLE_VS_MULTI),
+    ("StringNotEquals-on-TagKeys-deny", deny(GET, PARAM, Condition={"StringNotEquals": {"aws:TagKeys": "x"}}),
+     {"aws:TagKeys": ["a"]}, UNKNOWN, SINGLE_VS_MULTI),
+    ("ForAnyValue-on-EncryptionContextKeys", allow(GET, PARAM, Condition={"ForAnyValue:StringEquals": {
+        "kms:EncryptionContextKeys": "PARAMETER_ARN"}}), {"kms:EncryptionContextKeys": SSM_KEYS}, ALLOW, SINGLE_VS_MULTI),
+    ("NumericNotEquals-on-text", allow(GET, PARAM, Condition={"NumericNotEquals": {"s3:max-keys": "10"}}),
+     {"s3:max-keys": "ten"}, IDENY, OPERATORS + ": Numeric"),
+    ("NumericLessThan-on-text", allow(GET, PARAM, Condition={"NumericLessThan": {"s3:max-keys": "10"}}),
+     {"s3:max-keys": "nan"}, IDENY, OPERATORS + ": Numeric"),
+    ("NumericNotEquals-on-text-deny", deny(GET, PARAM, Condition={"NumericNotEquals": {"s3:max-keys": "10"}}),
+     {"s3:max-keys": "ten"}, ALLOW, OPERATORS + ": Numeric (a comparison with text is false, also negated)"),
+    ("NumericEquals-decimal", allow(GET, PARAM, Condition={"NumericEquals": {"s3:max-keys": "10"}}),
+     {"s3:max-keys": "10.0"}, ALLOW, OPERATORS + ": Numeric"),
+    ("ArnNotLike-on-non-ARN", allow(GET, PARAM, Condition={"ArnNotLike": {"aws:SourceArn": "arn:aws:ssm:*:*:*"}}),
+     {"aws:SourceArn": "not-an-arn"}, IDENY, OPERATORS + ": Amazon Resource Name (ARN)"),
+    ("ArnNotEquals-on-non-ARN", allow(GET, PARAM, Condition={"ArnNotEquals": {"aws:SourceArn": KEY}}),
+     {"aws:SourceArn": "111122223333"}, IDENY, OPERATORS + ": Amazon Resource Name (ARN)"),
+    ("ArnLike-on-non-ARN", allow(GET, PARAM, Condition={"ArnLike": {"aws:SourceArn": "*"}}),
+     {"aws:SourceArn": "111122223333"}, IDENY, OPERATORS + ": Amazon Resource Name (ARN)"),
+    ("ArnLike-fewer-components", allow(GET, PARAM, Condition={"ArnLike": {"aws:SourceArn": "arn:aws:ssm:*"}}),
+     {"aws:SourceArn": PARAM}, IDENY, OPERATORS + ": ARN, each of the six components checked separately"),
+    ("ArnLike-star-inside-resource-part", allow(GET, PARAM, Condition={"ArnLike": {
+        "aws:SourceArn": "arn:aws:secretsmanager:*:*:sec*db"}}),
+     {"aws:SourceArn": f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:db"}, IDENY, RESOURCE),
+    ("ArnLike-star-ending-segment", allow(GET, PARAM, Condition={"ArnLike": {
+        "aws:SourceArn": "arn:aws:secretsmanager:*:*:secret:*"}}),
+     {"aws:SourceArn": f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:db-AbCdEf"}, ALLOW, RESOURCE),
+    ("ForAnyValue-IfExists-absent", allow(GET, PARAM, Condition={"ForAnyValue:StringEqualsIfExists": {
+        "aws:TagKeys": "team"}}), {}, UNKNOWN, SET_OPERATORS),
+    ("ForAnyValue-IfExists-absent-deny", deny(GET, PARAM, Condition={"ForAnyValue:StringEqualsIfExists": {
+        "aws:TagKeys": "team"}}), {}, UNKNOWN, SET_OPERATORS),
+    ("ForAllValues-IfExists-absent", allow(GET, PARAM, Condition={"ForAllValues:StringEqualsIfExists": {
+        "aws:TagKeys": "team"}}), {}, ALLOW, SET_OPERATORS),
+    ("resource-star-inside-segment-stops-at-colon", allow(GET, "arn:aws:ssm:eu-west-1:*parameter/app/db/password"),
+     {}, IDENY, RESOURCE),
+    ("resource-question-stops-at-colon", allow(GET, f"arn:aws:ssm:eu-west-1?{ACCOUNT}:parameter/app/db/password"),
+     {}, IDENY, RESOURCE),
+    ("resource-star-ending-segment-spans", allow(GET, "arn:aws:ssm:*"), {}, ALLOW, RESOURCE),
+    ("resource-star-ending-last-segment", allow(GET, f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/app/*"), {}, ALLOW,
+     RESOURCE),
+    ("notresource-star-inside-segment", {"Effect": "Allow", "Action": GET,
+                                         "NotResource": "arn:aws:ssm:eu-west-1:*parameter/app/*"}, {}, ALLOW, RESOURCE),
+]
+SEMANTICS_CASES = [
+    pytest.param(stmt, context, expected, source, id=name) for name, stmt, context, expected, source in SEMANTICS]
+
+
+@pytest.mark.parametrize("stmt, context, expected, source", SEMANTICS_CASES)
+def test_evaluates_as_iam_does(stmt: dict, context: dict, expected: Decision, source: str) -> None:
+    policies = [pol(stmt)] if stmt["Effect"] == "Allow" else [pol(allow(GET, PARAM), stmt)]
+    assert evaluate(policies, Request(GET, PARAM, context)).decision is expected, source
+
+
+def _cond(value: object) -> dict:
+    return {"Statement": [allow(GET, PARAM, Condition={"Bool": {"aws:SecureTransport": value}})]}
+
+
+@pytest.mark.parametrize("a, b, same", [
+    pytest.param(True, "True", False, id="json-true-is-not-string-True"),
+    pytest.param(True, "true", False, id="json-true-is-not-string-true"),
+    pytest.param(1, "1", False, id="number-is-not-string"),
+    pytest.param(["a", "b"], ["b", "a", "a"], True, id="values-are-a-set"),
+    pytest.param(True, [True], True, id="scalar-or-list"),
+])
+def test_derived_policy_diff_keeps_json_types(a: object, b: object, same: bool) -> None:
+    # The drift check of the derived inline policy (core/diff.py) compares through vocab.policy.same;
+    # IAM returns a policy document as it was written (GetRolePolicy), types included, so a changed
+    # type is a changed document that the next reconcile must write.
+    assert vocab_policy.same(_cond(a), _cond(b)) is same
 
 
 # --- which statement decides when some cannot be judged ----------------------------------------

@@ -27,6 +27,7 @@ from controller.verify import facts as v
 from controller.verify import report as vr
 from controller.verify.command import command
 from controller.verify.iam_eval import Decision, NamedPolicy
+from controller.verify.keypolicy import aws_managed_key_policy
 from controller.vocab.problems import ControllerError
 
 ACC = "111122223333"
@@ -35,6 +36,8 @@ ROLE = f"arn:aws:iam::{ACC}:role/exec"
 KEY = f"arn:aws:kms:{REGION}:{ACC}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 SECRET = f"arn:aws:secretsmanager:{REGION}:{ACC}:secret:pay/stripe-AbCdEf"
 ROOT = f"arn:aws:iam::{ACC}:root"
+SSM_KEY = f"arn:aws:kms:{REGION}:{ACC}:key/0000aaaa-11bb-22cc-33dd-444455556666"  # what alias/aws/ssm names
+SM_KEY = f"arn:aws:kms:{REGION}:{ACC}:key/9999ffff-88ee-77dd-66cc-555544443333"  # alias/aws/secretsmanager
 DEFAULT_KEY_POLICY = {"Version": "2012-10-17", "Statement": [
     {"Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*",
      "Resource": "*"}]}
@@ -65,7 +68,11 @@ def facts(**changes: object) -> v.Facts:
     f.secrets.update({(REGION, "pay/stripe"): v.SecretFact(SECRET, None),
                       (REGION, SECRET): v.SecretFact(SECRET, None)})
     f.keys.update({(REGION, "alias/custom"): v.KeyFact(KEY, "Enabled", "CUSTOMER", DEFAULT_KEY_POLICY),
-                   ("eu-west-1", KEY): v.KeyFact(KEY, "Enabled", "CUSTOMER", DEFAULT_KEY_POLICY)})
+                   ("eu-west-1", KEY): v.KeyFact(KEY, "Enabled", "CUSTOMER", DEFAULT_KEY_POLICY),
+                   (REGION, "alias/aws/ssm"): v.KeyFact(SSM_KEY, "Enabled", "AWS", aws_managed_key_policy(
+                       "ssm", REGION, ACC, "aws")),
+                   (REGION, "alias/aws/secretsmanager"): v.KeyFact(SM_KEY, "Enabled", "AWS", aws_managed_key_policy(
+                       "secretsmanager", REGION, ACC, "aws"))})
     f.roles[ROLE] = v.RoleFact(ROLE, (NamedPolicy("ecs-secrets", doc(allow("*"))),))
     for name, value in changes.items():
         getattr(f, name).update(value)
@@ -79,16 +86,17 @@ def target(source: str, role: str | None = ROLE) -> v.Target:
 # --- what the ECS agent needs ------------------------------------------------------------------
 
 SM_PATH = "/aws/reference/secretsmanager/pay/stripe"
-NEEDS = [
-    ("/app/db", [("ssm:GetParameters", param("/app/db"))]),
-    ("plain", [("ssm:GetParameters", param("plain"))]),
+SM_READ = [("secretsmanager:GetSecretValue", SECRET), ("kms:Decrypt", SM_KEY)]
+NEEDS = [  # an AWS managed key is decided too: an identity policy or boundary may deny it
+    ("/app/db", [("ssm:GetParameters", param("/app/db")), ("kms:Decrypt", SSM_KEY)]),
+    ("plain", [("ssm:GetParameters", param("plain")), ("kms:Decrypt", SSM_KEY)]),
     ("/app/level", [("ssm:GetParameters", param("/app/level"))]),
     ("/app/api", [("ssm:GetParameters", param("/app/api")), ("kms:Decrypt", KEY)]),
     (param("/app/db", "eu-west-1"), [("ssm:GetParameters", param("/app/db", "eu-west-1")), ("kms:Decrypt", KEY)]),
-    (SM_PATH, [("ssm:GetParameters", param(SM_PATH)), ("secretsmanager:GetSecretValue", SECRET)]),
-    (SECRET, [("secretsmanager:GetSecretValue", SECRET)]),
-    (SECRET + ":token::", [("secretsmanager:GetSecretValue", SECRET)]),
-    (SECRET + ":token:AWSPREVIOUS:", [("secretsmanager:GetSecretValue", SECRET)]),
+    (SM_PATH, [("ssm:GetParameters", param(SM_PATH))] + SM_READ),
+    (SECRET, SM_READ),
+    (SECRET + ":token::", SM_READ),
+    (SECRET + ":token:AWSCURRENT:", SM_READ),
 ]
 
 
@@ -214,6 +222,138 @@ def test_missing_wins_over_denied_in_one_row() -> None:
     assert decide.check(target("/app/db"), facts(**changes)).verdict == v.MISSING
 
 
+# --- pinned Secrets Manager versions ----------------------------------------------------------------
+# Sources: the ECS Developer Guide ("Pass Secrets Manager secrets through Amazon ECS environment
+# variables": valueFrom arn:...:secret:NAME:json-key:version-stage:version-id); the Secrets Manager API
+# reference: DescribeSecret's VersionIdsToStages lists the versions that have staging labels (those
+# without are deprecated, ListSecretVersionIds with IncludeDeprecated lists them), and GetSecretValue
+# with both VersionId and VersionStage needs the two to name the same version.
+
+V1, V2, OLD = "EXAMPLE1-90ab-cdef-fedc-ba987SECRET1", "EXAMPLE2-90ab-cdef-fedc-ba987SECRET2", "EXAMPLE3-old"
+VERSIONS = {V1: ("AWSCURRENT",), V2: ("AWSPREVIOUS", "blue"), OLD: ()}
+
+
+def versioned(**fields: object) -> dict:
+    fact = v.SecretFact(SECRET, None, versions=VERSIONS, **fields)  # type: ignore[arg-type]
+    return {"secrets": {(REGION, SECRET): fact}}
+
+
+PINNED = [
+    ("stage exists", SECRET + "::AWSPREVIOUS:", versioned(), "allowed", []),
+    ("custom stage exists", SECRET + ":password:blue:", versioned(), "allowed", []),
+    ("stage missing", SECRET + "::AWSPENDING:", versioned(), "missing",
+     ["no version of Secrets Manager secret " + SECRET + " has the staging label AWSPENDING", "AWSCURRENT, AWSPREVIOUS, blue"]),
+    ("id exists", SECRET + ":::" + V1, versioned(), "allowed", []),
+    ("unlabelled id exists", SECRET + ":::" + OLD, versioned(), "allowed", []),
+    ("id missing", SECRET + ":password::nope-1234", versioned(), "missing", ["version id nope-1234 of Secrets Manager secret " + SECRET + " does not exist"]),
+    ("id and stage agree", SECRET + "::AWSCURRENT:" + V1, versioned(), "allowed", []),
+    ("id and stage disagree", SECRET + "::AWSCURRENT:" + V2, versioned(), "missing",
+     [f"version {V2} of Secrets Manager secret {SECRET} does not have the staging label AWSCURRENT", "same version"]),
+    ("id not listed, list failed", SECRET + ":::nope", versioned(versions_unread="x failed with AccessDenied"),
+     "unknown", ["cannot tell whether version nope", "AccessDenied"]),
+    ("nothing pinned", SECRET + ":password::", versioned(), "allowed", []),
+]
+
+
+@pytest.mark.parametrize("source,changes,verdict,words", [c[1:] for c in PINNED], ids=[c[0] for c in PINNED])
+def test_pinned_secret_version_must_exist(source: str, changes: dict, verdict: str, words: list[str]) -> None:
+    row = decide.check(target(source), facts(**changes))
+    assert (row.verdict, all(w in row.reason for w in words)) == (verdict, True), row.reason
+
+
+# --- AWS managed keys -----------------------------------------------------------------------------
+# The key policy of an AWS managed key lets every principal of the account use it through its service
+# (kms:CallerAccount, kms:ViaService: AWS KMS Developer Guide, "AWS managed keys", "kms:ViaService"), so
+# no IAM policy has to allow kms:Decrypt (ECS Developer Guide, "Required IAM permissions for Amazon ECS
+# secrets": kms:Decrypt only for a customer managed key); an explicit deny in an identity policy or the
+# boundary still denies (IAM User Guide, "Policy evaluation logic": an explicit deny in any policy wins).
+
+NO_KMS = NamedPolicy("ecs-secrets", doc(allow(["ssm:GetParameters", "secretsmanager:GetSecretValue"])))
+DENY_KMS = {"Sid": "NoKms", "Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*"}
+AWS_KEYS = [
+    ("no kms grant needed for aws/ssm", "/app/db", role(NO_KMS), "allowed", []),
+    ("no kms grant needed for aws/secretsmanager", SECRET, role(NO_KMS), "allowed", []),
+    ("identity deny on aws/ssm", "/app/db", role(NO_KMS, NamedPolicy("guard", doc(DENY_KMS))), "denied",
+     ["kms:Decrypt on " + SSM_KEY, "explicit deny in policy guard statement NoKms"]),
+    ("identity deny on aws/secretsmanager", SM_PATH, role(NO_KMS, NamedPolicy("guard", doc(DENY_KMS))), "denied",
+     ["kms:Decrypt on " + SM_KEY, "NoKms"]),
+    ("boundary deny on aws/ssm", "/app/db", role(NO_KMS, boundary=(NamedPolicy("b", doc(allow("*"), DENY_KMS)),)),
+     "denied", ["explicit deny in policy b statement NoKms"]),
+    ("boundary without kms allows via the key policy", "/app/db",
+     role(NO_KMS, boundary=(NamedPolicy("b", doc(allow("ssm:*")),),)), "allowed", []),
+    ("deny scoped to another service", "/app/db", role(NO_KMS, NamedPolicy("guard", doc({**DENY_KMS, "Condition": {
+        "StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}}))), "allowed", []),
+    ("deny that may apply", "/app/db", role(NO_KMS, NamedPolicy("guard", doc({**DENY_KMS, "Condition": {
+        "StringEquals": {"aws:PrincipalTag/team": "x"}}}))), "unknown", ["aws:PrincipalTag/team"]),
+    ("aws managed key unreadable", "/app/db", {"keys": {(REGION, "alias/aws/ssm"): v.Unread("kms:DescribeKey failed")}},
+     "unknown", ["kms:DescribeKey failed"]),
+]
+
+
+@pytest.mark.parametrize("source,changes,verdict,words", [c[1:] for c in AWS_KEYS], ids=[c[0] for c in AWS_KEYS])
+def test_aws_managed_key_is_decided(source: str, changes: dict, verdict: str, words: list[str]) -> None:
+    row = decide.check(target(source), facts(**changes))
+    assert (row.verdict, all(w in row.reason for w in words)) == (verdict, True), row.reason
+
+
+# --- Secrets Manager resource policies ------------------------------------------------------------
+# Secrets Manager User Guide, "Determine who has permissions to your secrets": an explicit deny in any
+# policy wins; in the same account the identity policies or the secret's resource policy may allow;
+# across accounts both must (verify reports a secret of another account as unknown). A grant to the
+# role's ARN is capped by its permissions boundary (IAM User Guide, "Permissions boundaries": resource-
+# based policies naming a role ARN are limited by an implicit deny in the boundary).
+
+
+def with_policy(*stmts: dict) -> dict:
+    fact = v.SecretFact(SECRET, None, policy=doc(*stmts))
+    return {"secrets": {(REGION, "pay/stripe"): fact, (REGION, SECRET): fact}}
+
+
+def sm_stmt(effect: str, principal: object, **extra: object) -> dict:
+    return {"Effect": effect, "Principal": principal, "Action": "secretsmanager:GetSecretValue", "Resource": "*",
+            **extra}
+
+
+ONLY_SSM_AND_KMS = role(NamedPolicy("p", doc(allow(["ssm:GetParameters", "kms:Decrypt"]))))
+RESOURCE_POLICIES = [
+    ("deny to the role", SM_PATH, with_policy(sm_stmt("Deny", {"AWS": ROLE}, Sid="NoExec")), "denied",
+     ["explicit deny in policy resource policy of " + SECRET + " statement NoExec"]),
+    ("deny to everyone", SECRET, with_policy(sm_stmt("Deny", "*", Sid="Nobody")), "denied", ["Nobody"]),
+    ("deny to the account", SECRET, with_policy(sm_stmt("Deny", {"AWS": ROOT}, Sid="NoAccount")), "denied",
+     ["NoAccount"]),
+    ("deny to someone else", SECRET, with_policy(sm_stmt("Deny", {"AWS": f"arn:aws:iam::{ACC}:role/other"})),
+     "allowed", []),
+    ("deny unless from the role", SECRET, with_policy(sm_stmt("Deny", "*", Condition={
+        "ArnNotEquals": {"aws:PrincipalArn": ROLE}})), "allowed", []),
+    ("resource policy alone grants the role", SECRET, {**ONLY_SSM_AND_KMS, **with_policy(sm_stmt(
+        "Allow", {"AWS": ROLE}))}, "allowed", []),
+    ("resource policy grant capped by the boundary", SECRET, {**role(NamedPolicy("p", doc(allow("kms:*"))), boundary=(
+        NamedPolicy("b", doc(allow(["ssm:*", "kms:*"]))),)), **with_policy(sm_stmt("Allow", {"AWS": ROLE}))},
+     "denied", ["secretsmanager:GetSecretValue"]),
+    ("account statement does not grant alone", SECRET, {**ONLY_SSM_AND_KMS, **with_policy(sm_stmt(
+        "Allow", {"AWS": ROOT}))}, "denied", ["no statement allows secretsmanager:GetSecretValue"]),
+    ("unreadable resource policy", SECRET, {"secrets": {(REGION, SECRET): v.SecretFact(SECRET, None, policy=v.Unread(
+        "secretsmanager:GetResourcePolicy failed with AccessDeniedException"))}}, "unknown",
+     ["cannot read the resource policy of " + SECRET, "AccessDeniedException"]),
+    ("deny that may apply", SECRET, with_policy(sm_stmt("Deny", "*", Condition={
+        "StringEquals": {"aws:PrincipalTag/team": "x"}})), "unknown", ["aws:PrincipalTag/team"]),
+    ("NotPrincipal deny sparing the role", SECRET, with_policy({"Effect": "Deny", "NotPrincipal": {"AWS": ROLE},
+                                                                "Action": "secretsmanager:*", "Resource": "*"}),
+     "allowed", []),
+    # IAM User Guide, "Permissions boundaries": a Deny with NotPrincipal always denies a principal with a boundary
+    ("NotPrincipal deny and a boundary", SECRET, {**role(EXACT, boundary=(NamedPolicy("b", doc(allow("*"))),)),
+     **with_policy({"Sid": "OnlyExec", "Effect": "Deny", "NotPrincipal": {"AWS": ROLE},
+                    "Action": "secretsmanager:GetSecretValue", "Resource": "*"})}, "denied", ["OnlyExec"]),
+]
+
+
+@pytest.mark.parametrize("source,changes,verdict,words", [c[1:] for c in RESOURCE_POLICIES],
+                         ids=[c[0] for c in RESOURCE_POLICIES])
+def test_secret_resource_policy_is_evaluated(source: str, changes: dict, verdict: str, words: list[str]) -> None:
+    row = decide.check(target(source), facts(**changes))
+    assert (row.verdict, all(w in row.reason for w in words)) == (verdict, True), row.reason
+
+
 # --- report, exit code, rendering ----------------------------------------------------------------
 
 
@@ -235,6 +375,8 @@ def test_text_is_an_aligned_table_with_a_summary() -> None:
     column = text[0].index("VERDICT")
     assert [text[1][column:].split()[0], text[2][column:].split()[0]] == ["allowed", "denied"]
     assert text[-1] == "Verified 2 secrets: 1 allowed, 1 denied, 0 missing, 0 unknown."
+    assert text[-2] == ("Not evaluated (any of them may still deny): service control policies (SCPs), resource "
+                        "control policies (RCPs), VPC endpoint policies, session policies.")
     assert vr.render_text([]) == "No container secrets to verify.\n"
 
 
@@ -248,6 +390,8 @@ def test_json_report_validates() -> None:
     report = json.loads(vr.render_json(rows))
     jsonschema.validate(report, schema())
     assert report["summary"] == {"allowed": 1, "denied": 0, "missing": 0, "unknown": 1}
+    assert report["not_evaluated"] == ["service control policies (SCPs)", "resource control policies (RCPs)",
+                                       "VPC endpoint policies", "session policies"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**report, "rows": [{**report["rows"][0], "verdict": "maybe"}]}, schema())
 
@@ -321,6 +465,7 @@ class World:
                                                                   SecretString=CANARY + "3")["ARN"]
             self.grants = json.loads(json.dumps(self.grants).replace(old, self.secret))
         self.put("ecs-secrets", self.grants)
+        self.sm.delete_resource_policy(SecretId="payments/stripe-token")
 
 
 @pytest.fixture(scope="module")
@@ -371,6 +516,9 @@ def test_converged_state_verifies(world: World) -> None:
 
 def test_each_thing_is_read_once(world: World) -> None:
     _, _, calls = run(world)
+    # one DescribeKey per key: the customer managed key and the two AWS managed keys (aws/ssm for the
+    # SecureStrings, aws/secretsmanager for the secret)
+    assert calls.pop(("kms", "DescribeKey", "success")) == 3, calls
     assert max(calls.values()) == 1, calls
 
 
@@ -476,3 +624,46 @@ def test_json_output_validates_and_no_secret_value_is_printed(world: World) -> N
     report = json.loads(outputs[1])
     jsonschema.validate(report, schema())
     assert {r["aws_simulation"].split(":")[0] for r in report["rows"]} == {"not available"}  # moto lacks it
+
+
+# What moto stores here is only the state; the AWS behaviour each test pins is named above its unit
+# table (pinned versions, AWS managed keys, resource policies).
+
+def test_a_pinned_version_that_does_not_exist_is_missing(world: World) -> None:
+    first = next(iter(world.sm.describe_secret(SecretId="payments/stripe-token")["VersionIdsToStages"]))
+    for n in (1, 2):  # two new versions: the first loses its last label (AWSPREVIOUS) but still exists
+        world.sm.put_secret_value(SecretId="payments/stripe-token", SecretString=f"{CANARY}{n}")
+    stages = world.sm.describe_secret(SecretId="payments/stripe-token")["VersionIdsToStages"]
+    current = next(vid for vid, labels in stages.items() if "AWSCURRENT" in labels)
+    # AWS's DescribeSecret leaves an unlabelled version out (moto lists it with no labels); either way
+    # the version still exists and ListSecretVersionIds with IncludeDeprecated finds it.
+    pins = {"CURRENT": f"{world.secret}:token:AWSCURRENT:{current}", "PENDING": f"{world.secret}:token:AWSPENDING:",
+            "GONE": f"{world.secret}:token::0000-not-a-version", "UNLABELLED": f"{world.secret}:token::{first}"}
+    boto3.client("ecs").register_task_definition(
+        family="pinned", executionRoleArn=f"arn:aws:iam::{MOTO_ACC}:role/{ROLE_NAME}", containerDefinitions=[{
+            "name": "app", "image": "nginx", "memory": 128,
+            "secrets": [{"name": name, "valueFrom": ref} for name, ref in pins.items()]}])
+    code, text, _ = run(world, manifest=None, family="pinned", output="json")
+    result = {r["variable"]: (r["verdict"], r["reason"]) for r in json.loads(text)["rows"]}
+    assert code == 1
+    assert result["CURRENT"] == result["UNLABELLED"] == ("allowed", "")
+    assert result["PENDING"][0] == "missing" and "staging label AWSPENDING" in result["PENDING"][1]
+    assert result["GONE"][0] == "missing" and "version id 0000-not-a-version" in result["GONE"][1]
+
+
+def test_a_deny_in_the_secret_resource_policy(world: World) -> None:
+    role_arn = f"arn:aws:iam::{MOTO_ACC}:role/{ROLE_NAME}"
+    world.sm.put_resource_policy(SecretId="payments/stripe-token", ResourcePolicy=json.dumps(doc(
+        {"Sid": "NotForTasks", "Effect": "Deny", "Principal": {"AWS": role_arn},
+         "Action": "secretsmanager:GetSecretValue", "Resource": "*"})))
+    code, result = verdicts(world)
+    assert code == 1 and list(failing(result)) == ["STRIPE_TOKEN"]
+    assert f"resource policy of {world.secret} statement NotForTasks" in result["STRIPE_TOKEN"][1]
+
+
+def test_a_deny_on_the_aws_managed_key(world: World) -> None:
+    ssm_key = world.kms.describe_key(KeyId="alias/aws/ssm")["KeyMetadata"]["Arn"]
+    world.put("guard", doc({"Sid": "NoSsmKey", "Effect": "Deny", "Action": "kms:Decrypt", "Resource": ssm_key}))
+    code, result = verdicts(world)
+    assert code == 1 and list(failing(result)) == ["DATABASE_PASSWORD"]
+    assert f"kms:Decrypt on {ssm_key}: explicit deny in policy guard statement NoSsmKey" in result["DATABASE_PASSWORD"][1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 import re
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from functools import lru_cache
 from typing import Callable, Iterable, Mapping, Union
 
@@ -141,19 +142,22 @@ def text(pieces: tuple[Piece, ...]) -> str:
 
 @lru_cache(maxsize=2048)
 def _regex(pieces: tuple[Piece, ...], ignore_case: bool, arn: bool) -> re.Pattern[str]:
-    # With arn=True (ArnLike/ArnEquals) a wildcard cannot cross ':' within the first five ARN
-    # segments, which is IAM's "each of the six colon-delimited components is matched
-    # separately"; in the sixth (resource) segment it spans ':' and '/' like everywhere else.
+    # arn=True is how IAM matches ARNs (the Resource element, and the resource part of ArnLike):
+    # "*" and "?" stay within one colon-delimited segment, except that a "*" that ends a segment
+    # (followed by ":" or the end of the pattern) may expand beyond the colons. With arn=False
+    # (StringLike, actions) they match any character.
     out: list[str] = []
-    colons = 0
-    for part, literal in pieces:
-        for char in part:
-            if literal or char not in "*?":
-                out.append(re.escape(char))
-                colons += char == ":"
-                continue
-            any_char = "." if not arn or colons >= 5 else "[^:]"
-            out.append(any_char + "*" if char == "*" else any_char)
+    flat = [(char, literal) for part, literal in pieces for char in part]
+    for index, (char, literal) in enumerate(flat):
+        if literal or char not in "*?":
+            out.append(re.escape(char))
+            continue
+        if not arn:
+            out.append(".*" if char == "*" else ".")
+            continue
+        following = flat[index + 1][0] if index + 1 < len(flat) else ":"
+        spans = char == "*" and following == ":"
+        out.append(".*" if spans else "[^:]*" if char == "*" else "[^:]")
     flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
     return re.compile("".join(out), flags)
 
@@ -163,23 +167,53 @@ def glob_match(pieces: tuple[Piece, ...], value: str, *, ignore_case: bool = Fal
     return _regex(pieces, ignore_case, arn).fullmatch(value) is not None
 
 
+def _split_pieces(pieces: tuple[Piece, ...], parts: int) -> list[tuple[Piece, ...]]:
+    """Split a substituted pattern at its first ``parts - 1`` colons, keeping literal flags."""
+    out: list[list[Piece]] = [[]]
+    for part, literal in pieces:
+        for char in part:
+            if char == ":" and len(out) < parts:
+                out.append([])
+            else:
+                out[-1].append((char, literal))
+    return [tuple(segment) for segment in out]
+
+
+def arn_components(value: str) -> list[str] | None:
+    """The six colon-delimited components of an ARN (the last keeps its colons), or None."""
+    parts = value.split(":", 5)
+    return parts if len(parts) == 6 and parts[0] == "arn" else None
+
+
+def arn_like(value: str, pattern: tuple[Piece, ...]) -> bool | None:
+    """ArnLike/ArnEquals: each of the six components matched on its own; None when a side is no ARN."""
+    components = arn_components(value)
+    segments = _split_pieces(pattern, 6)
+    if components is None or len(segments) != 6 or text(segments[0]) != "arn":
+        return None
+    head = all(glob_match(seg, comp) for seg, comp in zip(segments[:5], components[:5]))
+    return head and glob_match(segments[5], components[5], arn=True)
+
+
 # --- condition operators ----------------------------------------------------------------------
 
-Matcher = Callable[[str, tuple[Piece, ...]], bool]
+# A matcher answers True or False, or None when the two sides cannot be compared at all (a number
+# operator on text, an ARN operator on something that is no ARN): then neither the operator nor
+# its negation holds.
+Matcher = Callable[[str, tuple[Piece, ...]], Union[bool, None]]
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 
 
-def _numeric(compare: Callable[[float, float], bool]) -> Matcher:
-    def match(value: str, pattern: tuple[Piece, ...]) -> bool:
-        try:
-            return compare(float(value), float(text(pattern)))
-        except ValueError:
-            return False  # a non-number never satisfies a numeric comparison
+def _number(value: str) -> Decimal | None:
+    return Decimal(value) if _NUMBER.fullmatch(value) else None
+
+
+def _numeric(compare: Callable[[Decimal, Decimal], bool]) -> Matcher:
+    def match(value: str, pattern: tuple[Piece, ...]) -> bool | None:
+        left, right = _number(value), _number(text(pattern))
+        return None if left is None or right is None else compare(left, right)
 
     return match
-
-
-def _arn(value: str, pattern: tuple[Piece, ...]) -> bool:
-    return glob_match(pattern, value, arn=True)
 
 
 _POSITIVE: dict[str, Matcher] = {
@@ -187,8 +221,8 @@ _POSITIVE: dict[str, Matcher] = {
     "stringequalsignorecase": lambda value, pattern: value.casefold() == text(pattern).casefold(),
     "stringlike": lambda value, pattern: glob_match(pattern, value),
     # IAM documents ArnEquals and ArnLike with the same meaning: per-segment, wildcards allowed.
-    "arnequals": _arn,
-    "arnlike": _arn,
+    "arnequals": arn_like,
+    "arnlike": arn_like,
     "bool": lambda value, pattern: value.lower() == text(pattern).lower(),
     "numericequals": _numeric(operator.eq),
     "numericlessthan": _numeric(operator.lt),
@@ -230,24 +264,25 @@ def parse_operator(name: str) -> Operator | None:
     return Operator(positive, base in _NEGATED, set_op, if_exists)
 
 
-def _hit(op: Operator, value: str, patterns: list[tuple[Piece, ...]]) -> bool:
-    return any(_POSITIVE[op.base](value, pattern) for pattern in patterns)
-
-
 def _matches_one(op: Operator, value: str, patterns: list[tuple[Piece, ...]]) -> bool:
-    # Several policy values are OR'd; for a negated operator that makes NOR.
-    return _hit(op, value, patterns) != op.negated
+    # Several policy values are OR'd; for a negated operator that makes NOR. A pair that cannot be
+    # compared satisfies neither form.
+    results = [_POSITIVE[op.base](value, pattern) for pattern in patterns]
+    if op.negated:
+        return all(result is False for result in results)
+    return any(result is True for result in results)
 
 
-def _match_values(op: Operator, current: ContextValue, patterns: list[tuple[Piece, ...]]) -> bool:
-    values = (current,) if isinstance(current, str) else current
+def _match_values(op: Operator, key: str, current: ContextValue, patterns: list[tuple[Piece, ...]]) -> Truth:
     if op.set_op == "forallvalues":
-        return all(_matches_one(op, value, patterns) for value in values)
+        return all(_matches_one(op, value, patterns) for value in current)
     if op.set_op == "foranyvalue":
-        return any(_matches_one(op, value, patterns) for value in values)
-    # No set operator on a multivalued key: approximated as "any context value matches"
-    # (negated: "no context value matches").
-    return any(_hit(op, value, patterns) for value in values) != op.negated
+        return any(_matches_one(op, value, patterns) for value in current)
+    if not isinstance(current, str):
+        # IAM: a multivalued key needs ForAllValues/ForAnyValue; a single-valued operator on it
+        # has no defined result, so it can neither allow nor spare a deny.
+        return Unknown(f"condition key {key} is multivalued and needs ForAllValues or ForAnyValue")
+    return _matches_one(op, current, patterns)
 
 
 def _null(key: str, expected: list[str], env: Env) -> Truth:
@@ -266,6 +301,9 @@ def _key_truth(op: Operator, key: str, raw: object, env: Env) -> Truth:
     if current is None:
         # The context we were given may be incomplete, so absence is only decisive where the
         # operator defines it: ...IfExists passes, ForAllValues is vacuously true.
+        if op.set_op == "foranyvalue" and op.if_exists:
+            # ForAnyValue on an absent key is false, IfExists on an absent key is true: undefined.
+            return Unknown(f"ForAnyValue with IfExists on the absent key {key} has no defined result")
         if op.if_exists or op.set_op == "forallvalues":
             return True
         return Unknown(f"condition key {key} cannot be evaluated (not in the request context)")
@@ -273,7 +311,8 @@ def _key_truth(op: Operator, key: str, raw: object, env: Env) -> Truth:
     for pattern in patterns:
         if isinstance(pattern, Unknown):
             return pattern
-    return _match_values(op, current, patterns)  # type: ignore[arg-type]
+    values = (current,) if op.set_op and isinstance(current, str) else current
+    return _match_values(op, key, values, patterns)  # type: ignore[arg-type]
 
 
 def _operator_truth(name: str, keys: object, env: Env) -> Truth:

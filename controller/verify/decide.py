@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from controller.verify.conditions import Truth, Unknown, all3, any3
-from controller.verify.facts import (_WORST_FIRST, ALLOWED, DECRYPT, DENIED, MISSING, UNKNOWN, Facts, KeyFact, Location,
-                                     Need, RoleFact, Row, Target, Unread, customer_key, decrypt_need, locate,
-                                     parameter_need, secret_need)
-from controller.verify.iam_eval import Decision, Request, Verdict, evaluate
-from controller.verify.keypolicy import split_key_policy
+from controller.verify.facts import (_WORST_FIRST, ALLOWED, DECRYPT, DENIED, MISSING, SM_DEFAULT_KEY, SSM_DEFAULT_KEY,
+                                     UNKNOWN, Facts, KeyFact, Location, Need, RoleFact, Row, SecretFact, Target, Unread,
+                                     decrypt_need, locate, parameter_need, secret_need)
+from controller.verify.iam_eval import Decision, Request, Verdict, denial, evaluate
+from controller.verify.keypolicy import Split, split_policy
 from controller.vocab.arns import BadReference
 
 # --- one row ------------------------------------------------------------------------------------
@@ -49,7 +49,7 @@ def _fact(store: Mapping, key: Any, what: str, where: str, out: Assessment) -> A
 
 def _key(key_id: str, service: str, loc: Location, resource_arn: str, facts: Facts, out: Assessment) -> None:
     fact = _fact(facts.keys, (loc.region, key_id), f"KMS key {key_id}", loc.region, out)
-    if fact is None or fact.manager == "AWS":
+    if fact is None:
         return
     if fact.state != "Enabled":
         fix = "cancel the key deletion and enable it" if fact.state == "PendingDeletion" else "enable it"
@@ -63,8 +63,8 @@ def _parameter(loc: Location, facts: Facts, out: Assessment) -> None:
         return
     what = f"SSM parameter {loc.parameter}"
     fact = _fact(facts.parameters, (loc.region, loc.parameter), what, loc.region, out)
-    if fact is not None and fact.type == "SecureString" and customer_key(fact.key_id):
-        _key(fact.key_id, "ssm", loc, loc.parameter_arn or "", facts, out)
+    if fact is not None and fact.type == "SecureString":  # an AWS managed key is decided too
+        _key(fact.key_id or SSM_DEFAULT_KEY, "ssm", loc, loc.parameter_arn or "", facts, out)
 
 
 def _secret(loc: Location, facts: Facts, out: Assessment) -> None:
@@ -76,8 +76,32 @@ def _secret(loc: Location, facts: Facts, out: Assessment) -> None:
     guess = f"arn:{facts.partition}:secretsmanager:{loc.region}:{loc.account}:secret:{loc.secret}"
     arn = fact.arn if fact is not None else loc.ref.name if loc.ref.service == "secretsmanager" else guess
     out.needs.append(secret_need(loc, arn))
-    if fact is not None and customer_key(fact.key_id):
-        _key(fact.key_id, "secretsmanager", loc, arn, facts, out)
+    if fact is not None:
+        _versions(loc, fact, out)
+        _key(fact.key_id or SM_DEFAULT_KEY, "secretsmanager", loc, arn, facts, out)
+
+
+def _versions(loc: Location, fact: SecretFact, out: Assessment) -> None:
+    """A pinned version stage or id must exist, and name one version when both are given (the ECS
+    agent passes them to GetSecretValue, which refuses otherwise: GetSecretValue API reference)."""
+    stage, version = loc.ref.version_stage, loc.ref.version_id
+    if not (stage or version) or fact.versions is None:
+        return
+    what = f"Secrets Manager secret {fact.arn}"
+    if version and version not in fact.versions:
+        if fact.versions_unread:
+            out.add(UNKNOWN, f"cannot tell whether version {version} of {what} exists: {fact.versions_unread}")
+        else:
+            out.add(MISSING, f"version id {version} of {what} does not exist; pin an existing version id or "
+                    "leave it empty")
+        return
+    labelled = {label for labels in fact.versions.values() for label in labels}
+    if stage and stage not in labelled:
+        out.add(MISSING, f"no version of {what} has the staging label {stage}; existing labels: "
+                + (", ".join(sorted(labelled)) or "none"))
+    elif stage and version and stage not in fact.versions[version]:
+        out.add(MISSING, f"version {version} of {what} does not have the staging label {stage}; "
+                "GetSecretValue needs the stage and the id to name the same version")
 
 
 def _resources(target: Target, facts: Facts, out: Assessment) -> None:
@@ -144,35 +168,50 @@ def decide(need: Need, role: RoleFact, facts: Facts) -> Finding | None:
     if role.unread and identity.decision != Decision.EXPLICIT_DENY:
         # What we could not read may allow or deny: no verdict but an explicit deny is safe.
         return Finding(UNKNOWN, f"{need.action} on {need.resource}: cannot read policy {role.unread[0]}")
-    key = facts.keys.get(need.key) if need.key else None
-    if not isinstance(key, KeyFact) or identity.decision == Decision.EXPLICIT_DENY:
+    if identity.decision == Decision.EXPLICIT_DENY:
         return _finding(need, identity)
-    if isinstance(key.policy, Unread):
-        return Finding(UNKNOWN, f"cannot read the key policy of {key.arn}: {key.policy.reason}")
-    return _decide_key(need, request, role, key, identity, facts)
+    key = facts.keys.get(need.key) if need.key else None
+    if isinstance(key, KeyFact):
+        if isinstance(key.policy, Unread):
+            return Finding(UNKNOWN, f"cannot read the key policy of {key.arn}: {key.policy.reason}")
+        split = split_policy(key.policy, f"key policy of {key.arn}", role.arn, facts.account, facts.partition,
+                             role.boundary is not None)
+        return _with_resource_policy(need, request, role, split, identity, key=key, facts=facts)
+    secret = facts.secrets.get(need.secret) if need.secret else None
+    if isinstance(secret, SecretFact) and secret.policy is not None:
+        if isinstance(secret.policy, Unread):
+            return Finding(UNKNOWN, f"cannot read the resource policy of {secret.arn}: {secret.policy.reason}")
+        split = split_policy(secret.policy, f"resource policy of {secret.arn}", role.arn, facts.account,
+                             facts.partition, role.boundary is not None)
+        return _with_resource_policy(need, request, role, split, identity, key=None, facts=facts)
+    return _finding(need, identity)
 
 
-def _decide_key(need: Need, request: Request, role: RoleFact, key: KeyFact, identity: Verdict,
-                facts: Facts) -> Finding | None:
-    """KMS grants through the key policy itself (naming the role) or by letting IAM policies grant."""
-    direct, delegating = split_key_policy(key, role.arn, facts.account, facts.partition)
-    by_key = evaluate([direct], request)
-    by_account = evaluate([delegating], request)
-    for verdict in (by_key, by_account):
+def _with_resource_policy(need: Need, request: Request, role: RoleFact, split: Split, identity: Verdict,
+                          key: KeyFact | None, facts: Facts) -> Finding | None:
+    """A resource policy grants to the role by ARN (still capped by its permissions boundary) or to every
+    principal; a KMS key policy must also name the account before IAM policies can grant at all, while a
+    same-account secret is readable when the identity policies or the secret's policy allow (Secrets
+    Manager User Guide, "Determine who has permissions to your secrets"). Any explicit deny wins."""
+    by_role, by_anyone, by_account = (evaluate([part], request) for part in split)
+    for verdict in (by_role, by_anyone, by_account):
         if verdict.decision == Decision.EXPLICIT_DENY:
             return _finding(need, verdict)
-    # A key policy grant to the role ARN is still capped by the role's permissions boundary.
     bound = evaluate(role.boundary, request) if role.boundary is not None else Verdict(Decision.ALLOW)
-    truth = any3([all3([_truth(by_account), _truth(identity)]), all3([_truth(by_key), _truth(bound)])])
+    through_iam = all3([_truth(by_account), _truth(identity)]) if key is not None else _truth(identity)
+    truth = any3([through_iam, all3([_truth(by_role), _truth(bound)]), _truth(by_anyone)])
     if truth is True:
-        return None
+        # Whichever policy grants, a deny that may apply anywhere (role, boundary, resource) leaves doubt.
+        doubt = denial(list(role.identity) + list(role.boundary or ()) + list(split), request)
+        return None if doubt is None else _finding(need, doubt)
     if isinstance(truth, Unknown):
         return Finding(UNKNOWN, f"{need.action} on {need.resource}: {truth.reason}")
-    if _truth(by_account) is False and _truth(by_key) is False:
+    if key is not None and all(_truth(v) is False for v in (by_account, by_role, by_anyone)):
         return Finding(DENIED, f"the key policy of {key.arn} neither allows {DECRYPT} to the role nor lets "
                        f"IAM policies of account {facts.account} grant it (add arn:{facts.partition}:iam::"
                        f"{facts.account}:root as a principal, or the role)")
-    return _finding(need, identity if _truth(by_account) is not False else bound)
+    iam_possible = key is None or _truth(by_account) is not False
+    return _finding(need, identity if iam_possible or _truth(by_role) is not True else bound)
 
 
 def check(target: Target, facts: Facts) -> Row:

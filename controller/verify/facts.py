@@ -41,6 +41,11 @@ class SecretFact:
     arn: str
     key_id: str | None  # None: the AWS managed key aws/secretsmanager
     deleted: bool = False  # scheduled for deletion: GetSecretValue fails
+    # version id → its staging labels (DescribeSecret's VersionIdsToStages, plus any unlabelled
+    # version a reference pins, from ListSecretVersionIds); None when not read
+    versions: Mapping[str, tuple[str, ...]] | None = None
+    versions_unread: str | None = None  # why a pinned, unlabelled version id could not be looked up
+    policy: Any = None  # the secret's resource policy: a dict, None (it has none) or Unread
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,9 @@ class Facts:
     secrets: dict[tuple[str, str], Any] = field(default_factory=dict)  # (region, secret id) → SecretFact
     keys: dict[tuple[str, str], Any] = field(default_factory=dict)  # (region, key id as written) → KeyFact
     roles: dict[str, Any] = field(default_factory=dict)  # role ARN → RoleFact
+
+
+SSM_DEFAULT_KEY, SM_DEFAULT_KEY = "alias/aws/ssm", "alias/aws/secretsmanager"  # the AWS managed keys
 
 
 def customer_key(key_id: str | None) -> bool:
@@ -129,6 +137,7 @@ class Need:
     resource: str
     context: Mapping[str, Any]
     key: tuple[str, str] | None = None  # kms:Decrypt: the (region, key id) whose policy also decides
+    secret: tuple[str, str] | None = None  # GetSecretValue: the (region, secret id) whose policy also decides
 
     def request(self, role_arn: str, account: str) -> Request:
         principal = {"aws:PrincipalArn": role_arn, "aws:PrincipalAccount": account, "aws:SecureTransport": "true"}
@@ -141,7 +150,8 @@ def parameter_need(loc: Location) -> Need:
 
 def secret_need(loc: Location, secret_arn: str) -> Need:
     context = {"aws:RequestedRegion": loc.region, "secretsmanager:SecretId": secret_arn}
-    return Need("secretsmanager:GetSecretValue", secret_arn, context)
+    secret = (loc.region, loc.secret) if loc.secret else None
+    return Need("secretsmanager:GetSecretValue", secret_arn, context, secret=secret)
 
 
 def decrypt_need(key: tuple[str, str], key_arn: str, service: str, loc: Location, resource_arn: str) -> Need:

@@ -27,7 +27,7 @@ from controller.verify.conditions import (
     wildcard,
 )
 
-__all__ = ["Decision", "NamedPolicy", "Request", "Verdict", "evaluate", "statements"]
+__all__ = ["Decision", "NamedPolicy", "Request", "Verdict", "denial", "evaluate", "statements"]
 
 _VARIABLES_VERSION = "2012-10-17"  # older documents treat "${...}" as literal text
 _EFFECTS = ("Allow", "Deny")
@@ -92,10 +92,11 @@ def _action_truth(stmt: dict, action: str) -> bool:
 
 
 def _resource_match(pattern: str, resource: str, env: Env) -> Truth:
-    # IAM matches the Resource element as one case-sensitive glob over the whole ARN: `*` spans
-    # ':' and '/', so "arn:aws:logs:*" and "arn:aws:ssm:*:*:parameter/app/*" both work as in AWS.
+    # Case-sensitive; a wildcard stays within its colon-delimited ARN segment unless it is a `*`
+    # that ends the segment, which expands beyond the colons ("arn:aws:logs:*" covers every log
+    # ARN, "arn:aws:ssm:eu-west-1:*parameter/x" covers none: IAM User Guide, Resource element).
     pieces = resolve(pattern, env)
-    return pieces if isinstance(pieces, Unknown) else glob_match(pieces, resource)
+    return pieces if isinstance(pieces, Unknown) else glob_match(pieces, resource, arn=True)
 
 
 def _resource_truth(stmt: dict, resource: str, env: Env) -> Truth:
@@ -231,3 +232,11 @@ def evaluate(
         or _unknown(denies, groups)
         or _allow(groups, ("policy", "permissions boundary"))
     )
+
+
+def denial(policies: Sequence[NamedPolicy], request: Request) -> Verdict | None:
+    """Only the Deny statements of ``policies``: an explicit deny, UNKNOWN for a deny that may apply, or
+    None. For grants that come from elsewhere (a resource policy) the caller's own denies still count."""
+    env = make_env(request.context)
+    denies = [h for h in _hits(policies, request, env) if h.effect == "Deny"]
+    return _explicit_deny(denies) or (_unknown_verdict(denies[0]) if denies else None)

@@ -17,9 +17,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from controller.aws.session import Aws, error_code
 from controller.core.desired import Context, Desired
 from controller.verify.decide import check
-from controller.verify.facts import (Facts, KeyFact, Location, ParameterFact, RoleFact, Row, SecretFact, Target,
-                                     Unread, customer_key, locate, targets)
+from controller.verify.facts import (SM_DEFAULT_KEY, SSM_DEFAULT_KEY, Facts, KeyFact, Location, ParameterFact, RoleFact,
+                                     Row, SecretFact, Target, Unread, customer_key, locate, targets)
 from controller.verify.iam_eval import NamedPolicy, evaluate
+from controller.verify.keypolicy import aws_managed_key_policy
 from controller.verify.report import simulation_note
 from controller.vocab import arns
 from controller.vocab.problems import ControllerError
@@ -97,9 +98,13 @@ class Reader:
                 by_region[loc.region].add(loc.parameter)
         for region, names in sorted(by_region.items()):
             self._parameters(region, sorted(names))
+        pinned: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for loc in places:
+            if loc.secret and loc.ref.version_id:
+                pinned[(loc.region, loc.secret)].add(loc.ref.version_id)
         for loc in places:
             if loc.secret:
-                self._secret(loc.region, loc.secret)
+                self._secret(loc.region, loc.secret, pinned[(loc.region, loc.secret)])
         self._keys()
         for role in sorted({t.role_arn for t in wanted if t.role_arn}):
             self._role(role)
@@ -125,33 +130,77 @@ class Reader:
                 found = {name: _unread("ssm:DescribeParameters", exc) for name in batch}
             self.facts.parameters.update({(region, name): fact for name, fact in found.items()})
 
-    def _secret(self, region: str, secret_id: str) -> None:
+    def _secret(self, region: str, secret_id: str, pinned: set[str]) -> None:
         if (region, secret_id) in self.facts.secrets:
             return
+        sm = self.aws.client("secretsmanager", region)
         try:
-            meta = self.aws.client("secretsmanager", region).describe_secret(SecretId=secret_id)
-            fact: Any = SecretFact(meta["ARN"], meta.get("KmsKeyId"), "DeletedDate" in meta)
+            meta = sm.describe_secret(SecretId=secret_id)
         except (ClientError, BotoCoreError) as exc:
             fact = None if error_code(exc) in NOT_FOUND else _unread("secretsmanager:DescribeSecret", exc)
-        self.facts.secrets[(region, secret_id)] = fact
+            self.facts.secrets[(region, secret_id)] = fact
+            return
+        versions = {vid: tuple(stages) for vid, stages in (meta.get("VersionIdsToStages") or {}).items()}
+        unread = self._unlabelled(sm, meta["ARN"], pinned - set(versions), versions)
+        self.facts.secrets[(region, secret_id)] = SecretFact(
+            meta["ARN"], meta.get("KmsKeyId"), "DeletedDate" in meta, versions, unread, self._secret_policy(sm, meta["ARN"]))
+
+    @staticmethod
+    def _unlabelled(sm: Any, arn: str, wanted: set[str], versions: dict) -> str | None:
+        """DescribeSecret lists only versions with a staging label; a pinned id without one may still
+        exist (ListSecretVersionIds with IncludeDeprecated lists those too)."""
+        if not wanted:
+            return None
+        token: dict[str, str] = {}
+        try:
+            while True:  # botocore has no paginator for ListSecretVersionIds
+                page = sm.list_secret_version_ids(SecretId=arn, IncludeDeprecated=True, **token)
+                versions.update({v["VersionId"]: tuple(v.get("VersionStages") or ()) for v in page["Versions"]
+                                 if v["VersionId"] in wanted})
+                if not page.get("NextToken"):
+                    break
+                token = {"NextToken": page["NextToken"]}
+        except (ClientError, BotoCoreError) as exc:
+            return _unread("secretsmanager:ListSecretVersionIds", exc).reason
+        return None
+
+    @staticmethod
+    def _secret_policy(sm: Any, arn: str) -> Any:
+        """The secret's resource policy: a dict, None when it has none, or Unread."""
+        try:
+            raw = sm.get_resource_policy(SecretId=arn).get("ResourcePolicy")
+        except (ClientError, BotoCoreError) as exc:
+            return _unread("secretsmanager:GetResourcePolicy", exc)
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return Unread("secretsmanager:GetResourcePolicy returned a policy that is not JSON")
 
     def _keys(self) -> None:
-        wanted = {(region, p.key_id) for (region, _), p in self.facts.parameters.items()
-                  if isinstance(p, ParameterFact) and p.type == "SecureString" and customer_key(p.key_id)}
-        wanted |= {(region, s.key_id) for (region, _), s in self.facts.secrets.items()
-                   if isinstance(s, SecretFact) and customer_key(s.key_id)}
-        for region, key_id in sorted(wanted - set(self.facts.keys)):
-            self.facts.keys[(region, key_id)] = self._key(region, key_id)
+        wanted = {(region, p.key_id or SSM_DEFAULT_KEY, "ssm") for (region, _), p in self.facts.parameters.items()
+                  if isinstance(p, ParameterFact) and p.type == "SecureString"}
+        wanted |= {(region, s.key_id or SM_DEFAULT_KEY, "secretsmanager") for (region, _), s in self.facts.secrets.items()
+                   if isinstance(s, SecretFact)}
+        for region, key_id, service in sorted(wanted):
+            if (region, key_id) not in self.facts.keys:
+                self.facts.keys[(region, key_id)] = self._key(region, key_id, service)
 
-    def _key(self, region: str, key_id: str) -> Any:
+    def _key(self, region: str, key_id: str, service: str) -> Any:
         arn = arns.parse_arn(key_id)
         kms = self.aws.client("kms", arn.region if arn and arn.region else region)
         try:
             meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
         except (ClientError, BotoCoreError) as exc:
             return None if error_code(exc) in NOT_FOUND else _unread("kms:DescribeKey", exc)
-        if meta.get("KeyManager") == "AWS":
-            return KeyFact(meta["Arn"], meta.get("KeyState", "Enabled"), "AWS", {})
+        if meta.get("KeyManager") == "AWS" or not customer_key(key_id):
+            # AWS sets the policy of its managed keys; it is documented, so not read (and not every
+            # emulator models it).
+            key = arns.parse_arn(meta["Arn"])
+            policy = aws_managed_key_policy(service, key.region if key else region,
+                                            key.account if key else self.facts.account, self.facts.partition)
+            return KeyFact(meta["Arn"], meta.get("KeyState", "Enabled"), "AWS", policy)
         try:
             policy: Any = json.loads(kms.get_key_policy(KeyId=meta["Arn"], PolicyName="default")["Policy"])
         except (ClientError, BotoCoreError) as exc:

@@ -9,8 +9,18 @@ from controller.verify.facts import VERDICTS, Need, Row, summary
 from controller.verify.iam_eval import Decision
 
 
+# What decides a real request but is not read or evaluated here: each may still deny what verify allows.
+NOT_EVALUATED = (
+    "service control policies (SCPs)",
+    "resource control policies (RCPs)",
+    "VPC endpoint policies",
+    "session policies",
+)
+
+
 def render_json(rows: Sequence[Row]) -> str:
-    return json.dumps({"rows": [r.as_dict() for r in rows], "summary": summary(rows)}, indent=2) + "\n"
+    report = {"rows": [r.as_dict() for r in rows], "summary": summary(rows), "not_evaluated": list(NOT_EVALUATED)}
+    return json.dumps(report, indent=2) + "\n"
 
 
 _COLUMNS = ("TASK DEFINITION", "CONTAINER", "VARIABLE", "SOURCE", "VERDICT", "REASON")
@@ -32,7 +42,8 @@ def render_text(rows: Sequence[Row], against_aws: bool = False) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
     counts = summary(rows)
     total = ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
-    return "\n".join(lines) + f"\n\nVerified {len(rows)} secret{'s' if len(rows) != 1 else ''}: {total}.\n"
+    caveat = "Not evaluated (any of them may still deny): " + ", ".join(NOT_EVALUATED) + "."
+    return "\n".join(lines) + f"\n\n{caveat}\nVerified {len(rows)} secret{'s' if len(rows) != 1 else ''}: {total}.\n"
 
 
 _SIMULATOR_NAMES = {Decision.ALLOW: "allowed", Decision.EXPLICIT_DENY: "explicitDeny",

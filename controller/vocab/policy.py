@@ -77,7 +77,11 @@ def _nested(value: Any) -> Any:
         return {k: _nested(v) for k, v in sorted(value.items())}
     if value == "*":
         return "*"
-    return sorted({str(v) for v in _as_list(value)})
+    # Values keep their JSON type: str() would make true and "True", or 1 and "1", one value,
+    # and hide a changed condition. IAM stores the document as written, so a desired document
+    # never differs from what IAM returns for it by type alone.
+    unique = {json.dumps(v, sort_keys=True): v for v in _as_list(value)}
+    return [unique[key] for key in sorted(unique)]
 
 
 def _as_list(value: Any) -> list:
