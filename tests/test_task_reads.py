@@ -214,3 +214,14 @@ def test_verify_has_a_row_per_read_and_decides_each(tmp_path: Path) -> None:
     assert rows["environmentFiles[0]"][0] == "denied" and "s3:GetObject" in rows["environmentFiles[0]"][1]
     assert rows["repositoryCredentials"][0] == "denied" and "secretsmanager:GetSecretValue" in rows[
         "repositoryCredentials"][1]
+
+
+def test_a_task_that_reads_files_needs_an_execution_role(tmp_path: Path) -> None:
+    text = task("""\
+    - name: app
+      image: app:1
+      environmentFiles: [{type: s3, value: "arn:aws:s3:::b/k.env"}]
+""").replace("  executionRole: exec\n", "")
+    with pytest.raises(ManifestError) as exc:
+        desired_of(tmp_path, text)
+    assert "environmentFiles[0] with the task execution role; add spec.executionRole" in str(exc.value)
