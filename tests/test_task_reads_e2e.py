@@ -118,3 +118,34 @@ def test_a_missing_s3_environment_file_is_refused_before_any_write(folder: Path,
     assert "app-exec" not in {r["RoleName"] for r in iam.list_roles()["Roles"]}
     assert client("ecs").list_task_definitions()["taskDefinitionArns"] == []
     assert client("ssm").describe_parameters()["Parameters"] == []
+
+
+def test_prune_keeps_a_parameter_an_fsx_volume_of_an_active_revision_reads(aws_env: str, tmp_path: Path,
+                                                                          capsys) -> None:
+    """FSxWindowsFileServerAuthorizationConfig.credentialsParameter (ECS API reference) may be an SSM
+    parameter ARN: the agent reads it at task start, like a container secret, so it is in use."""
+    (tmp_path / "p.yaml").write_text("""\
+apiVersion: ecs-secrets/v1
+kind: Parameter
+metadata: {name: fsx-creds}
+spec: {name: /fsx/creds, type: String, deletionPolicy: Delete, value: {literal: "user"}}
+""")
+    assert run(capsys, "reconcile", "-f", str(tmp_path))[0] == 0
+    client("ecs").register_task_definition(   # not ours
+        family="windows", executionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/x",
+        containerDefinitions=[{"name": "c", "image": "mcr.microsoft.com/windows/servercore", "memory": 512}],
+        volumes=[{"name": "share", "fsxWindowsFileServerVolumeConfiguration": {
+            "fileSystemId": "fs-0123456789abcdef0", "rootDirectory": "share", "authorizationConfig": {
+                "credentialsParameter": f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/fsx/creds",
+                "domain": "example.com"}}}])
+    (tmp_path / "p.yaml").unlink()
+    (tmp_path / "other.yaml").write_text("""\
+apiVersion: ecs-secrets/v1
+kind: Parameter
+metadata: {name: anchor}
+spec: {name: /fsx/anchor, type: String, value: {literal: "x"}}
+""")
+    code, out = run(capsys, "reconcile", "-f", str(tmp_path), "--prune")
+    assert code == 0, out
+    names = {p["Name"] for p in client("ssm").describe_parameters()["Parameters"]}
+    assert "/fsx/creds" in names
