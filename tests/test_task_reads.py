@@ -7,7 +7,9 @@ Sources (ECS Developer Guide unless said otherwise):
   customer managed key; the RepositoryCredentials API reference: a full ARN or, in the task's Region, the
   secret's name.
 - "Amazon ECS task execution IAM role", "Amazon S3 file storage permissions": s3:GetObject on the
-  environment file object, s3:GetBucketLocation on its bucket.
+  environment file object, s3:GetBucketLocation on its bucket. The agent does both with the execution
+  role's credentials: amazon-ecs-agent agent/s3/factory (NewS3ClientForBucket calls GetBucketLocation
+  first), used by agent/taskresource/envFiles and agent/taskresource/credentialspec.
 - "Send Amazon ECS logs to CloudWatch" (awslogs-create-group) and the Docker awslogs driver docs: "Your AWS
   IAM policy must include the logs:CreateLogGroup permission"; AmazonECSTaskExecutionRolePolicy grants only
   logs:CreateLogStream and logs:PutLogEvents. The request resource is ``log-group:NAME:log-stream:`` (the
@@ -171,6 +173,11 @@ def test_without_create_group_nothing_is_granted(tmp_path: Path) -> None:
       image: app:1
       repositoryCredentials: {credentialsParameter: "arn:aws:ssm:us-east-1:123456789012:parameter/creds"}
 """, "repositoryCredentials.credentialsParameter", "is a Secrets Manager secret"),
+    ("""\
+    - name: app
+      image: app:1
+      credentialSpecs: ["credentialspec:arn:aws:ssm:us-east-1:123456789012:parameter/gmsa/app"]
+""", "containerDefinitions[0].credentialSpecs[0]", "reads only the name's last segment"),
 ])
 def test_what_cannot_be_granted_is_refused_at_its_field(tmp_path: Path, container: str, where: str,
                                                          words: str) -> None:
@@ -225,3 +232,15 @@ def test_a_task_that_reads_files_needs_an_execution_role(tmp_path: Path) -> None
     with pytest.raises(ManifestError) as exc:
         desired_of(tmp_path, text)
     assert "environmentFiles[0] with the task execution role; add spec.executionRole" in str(exc.value)
+
+
+def test_a_credential_spec_in_ssm_is_read_like_a_parameter(tmp_path: Path) -> None:
+    """amazon-ecs-agent credentialspec_windows.go: GetParameters with the execution role's credentials."""
+    text = task("""\
+    - name: app
+      image: app:1
+      credentialSpecs: ["credentialspec:arn:aws:ssm:us-east-1:123456789012:parameter/gmsa-app"]
+""")
+    role = desired_of(tmp_path, text).resolve(Context(ACCOUNT, REGION)).roles[0]
+    assert statements(role.inline) == {
+        "ReadParameters": ("ssm:GetParameters", [f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/gmsa-app"])}

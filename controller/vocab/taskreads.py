@@ -13,7 +13,8 @@ The ECS agent reads these with the task execution role (each as the ECS Develope
 - FireLens ``config-file-type: s3``: s3:GetObject and s3:GetBucketLocation, as for environment files
   (ECS "Example task definition: custom configuration file"; aws-samples/amazon-ecs-firelens-examples);
 - ``credentialSpecs`` ``credentialspec:ARN`` (domain-joined gMSA): the credential spec from S3
-  (s3:GetObject) or an SSM parameter (ssm:GetParameters);
+  (s3:GetObject; the agent locates the bucket first) or an SSM parameter (ssm:GetParameters), both with
+  the execution role (amazon-ecs-agent agent/taskresource/credentialspec/credentialspec_windows.go);
 - FSx for Windows File Server ``authorizationConfig.credentialsParameter``: a Secrets Manager secret or
   SSM parameter ARN (API reference ``FSxWindowsFileServerAuthorizationConfig``).
 
@@ -143,9 +144,15 @@ def refusals(td: dict[str, Any]) -> Iterator[tuple[tuple, str]]:
                                                          "that group in that Region")
         elif read.kind == REFERENCE:
             try:
-                reference(read)
+                ref = reference(read)
             except BadReference as exc:
                 yield read.path, str(exc)
+                continue
+            if read.label.startswith("credentialSpecs") and (ref.service != "ssm" or "/" in ref.name.strip("/")):
+                # the agent asks GetParameters for the ARN's last path segment only
+                # (amazon-ecs-agent agent/taskresource/credentialspec, handleSSMCredentialspecFile)
+                yield read.path, (f"{read.source!r}: a credential spec is an S3 object ARN or the ARN of an SSM "
+                                  "parameter at the top level (the ECS agent reads only the name's last segment)")
     for i, c in enumerate(td.get("containerDefinitions") or []):
         for j, spec in enumerate((c.get("credentialSpecs") if isinstance(c, dict) else None) or []):
             if isinstance(spec, str) and spec.startswith("credentialspecdomainless:"):
