@@ -212,6 +212,8 @@ MAPPING: dict[tuple[str, str], Mapper] = {
                                                    {"ecs:cluster": _cluster_arn(c.params.get("cluster"))})],
     ("ecs", "DescribeServices"): _describe_services,
     ("resourcegroupstaggingapi", "GetResources"): star("tag:GetResources"),
+    # HeadObject is authorized as s3:GetObject (S3 API reference, HeadObject: "you must have the s3:GetObject permission")
+    ("s3", "HeadObject"): lambda c, w: [Request("s3:GetObject", f"arn:aws:s3:::{c.params['Bucket']}/{c.params['Key']}")],
     **{("dynamodb", op): _table(f"dynamodb:{op}")
        for op in ("DescribeTable", "CreateTable", "GetItem", "PutItem", "UpdateItem", "DeleteItem")},
 }
@@ -472,3 +474,38 @@ def test_policy_covers_the_lease(aws_env: str) -> None:
     used = assert_allowed(policy, aws.recorded, World())
     lease = {a for st in policy["Statement"] if st["Sid"] == "LeaderElectionLease" for a in st["Action"]}
     assert used == lease
+
+
+TASK_READS = """\
+apiVersion: ecs-secrets/v1
+kind: ExecutionRole
+metadata: {name: exec}
+spec: {roleName: files-exec}
+---
+apiVersion: ecs-secrets/v1
+kind: TaskDefinition
+metadata: {name: files}
+spec:
+  family: files
+  executionRole: exec
+  containerDefinitions:
+    - name: app
+      image: registry.example.com/app:1
+      memory: 256
+      repositoryCredentials: {credentialsParameter: payments/stripe-token}
+      environmentFiles: [{type: s3, value: "arn:aws:s3:::app-config/prod.env"}]
+"""
+
+
+def test_policy_covers_the_checks_of_other_task_start_reads(aws_env: str, tmp_path: Path) -> None:
+    """The S3 files tasks read must exist before any write: observe's HeadObject is in the policy, on that object."""
+    seed()
+    s3 = boto3.client("s3", REGION)
+    s3.create_bucket(Bucket="app-config")
+    s3.put_object(Bucket="app-config", Key="prod.env", Body=b"A=1\n")
+    (tmp_path / "files.yaml").write_text(TASK_READS)
+    policy = policy_of(tmp_path)
+    assert {"Sid": "CheckReferencedS3FilesExist", "Effect": "Allow", "Action": ["s3:GetObject"],
+            "Resource": ["arn:aws:s3:::app-config/prod.env"]} in policy["Statement"]
+    used = reconcile_recorded(tmp_path, reconcile.Settings(environ={"DB_PASSWORD": "unused"}), policy).used
+    assert {"s3:GetObject", "secretsmanager:DescribeSecret"} <= used

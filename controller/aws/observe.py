@@ -21,6 +21,7 @@ from controller.aws.observe_ssm import read_parameters
 from controller.aws.session import Aws, error_code
 from controller.core.desired import Context, Desired, is_aws_managed_key
 from controller.core.state import Actual
+from controller.vocab.taskreads import s3_object
 
 WORKERS = 8
 
@@ -33,11 +34,14 @@ def observe(aws: Aws, desired: Desired, prune: bool = False, clusters: tuple[str
         account = pool.submit(_account, aws)
         params = {r: pool.submit(read_parameters, aws, r, n, owner) for r, n in wants.items()}
         secrets = {r: pool.submit(_read_secrets, aws, r, n.secrets) for r, n in wants.items()}
+        objects = [pool.submit(_read_objects, aws, r, n.objects) for r, n in wants.items() if n.objects]
         roles = pool.submit(read_roles, aws, desired)
         tds = pool.submit(read_task_definitions, aws, desired, in_use)
         partition, account_id = account.result()
         actual = Actual(ctx=Context(account=account_id, region=aws.region, partition=partition))
         _merge(actual, params, secrets, roles.result(), tds.result())
+        for future in objects:
+            actual.missing.update(future.result())
         keys = {(r, k) for r, n in wants.items() for k in n.keys}
         keys |= {(r, k) for (r, _), k in actual.ctx.param_keys.items() if not is_aws_managed_key(k)}
         keys |= {(arn.split(":")[3], k) for arn, k in actual.ctx.secret_keys.items() if k}
@@ -86,6 +90,24 @@ def _read_secrets(aws: Aws, region: str, secret_ids: set[str]) -> tuple[dict, di
         arns[sid] = r["ARN"]
         keys[r["ARN"]] = r.get("KmsKeyId")
     return arns, keys, missing
+
+
+def _read_objects(aws: Aws, region: str, object_arns: set[str]) -> dict:
+    """Each S3 file a task reads at start (environmentFiles, FireLens config, credential spec) must exist:
+    HeadObject reads its metadata, never its content. 404 (or NoSuchKey/NoSuchBucket): it does not exist."""
+    missing = {}
+    s3 = aws.client("s3", region)
+    for arn in sorted(object_arns):
+        obj = s3_object(arn)
+        assert obj is not None
+        try:
+            s3.head_object(Bucket=obj.bucket, Key=obj.key)
+        except ClientError as exc:
+            code = error_code(exc)
+            gone = code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound")
+            missing[("s3", arn)] = f"S3 object s3://{obj.bucket}/{obj.key} does not exist; upload it first" \
+                if gone else f"cannot read S3 object s3://{obj.bucket}/{obj.key}: {code}"
+    return missing
 
 
 def _key_arn(aws: Aws, region: str, key_id: str, missing: dict) -> str | None:

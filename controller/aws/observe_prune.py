@@ -14,8 +14,9 @@ from controller.aws.observe_ssm import actual_parameter, describe_parameters, ta
 from controller.aws.session import Aws
 from controller.core.desired import DELETION_TAG, OWNER_TAG, Desired
 from controller.core.state import ActualRole, PruneCandidates
-from controller.vocab.arns import parse_value_from
+from controller.vocab.arns import BadReference, parse_value_from
 from controller.vocab.secretrefs import secret_uses
+from controller.vocab.taskreads import REFERENCE, reference, task_reads
 
 
 def read_prune_candidates(aws: Aws, desired: Desired, in_use: InUse | None = None) -> PruneCandidates:
@@ -86,5 +87,12 @@ def _referenced(ecs: Any, region: str) -> set[tuple[str, str]]:
             for use in secret_uses(body):
                 ref = parse_value_from(use.value_from)
                 if ref.service == "ssm":
+                    found.add((ref.region or region, ref.name))
+            for read in task_reads(body):   # an FSx credentials parameter, a credential spec in SSM
+                try:
+                    ref = reference(read) if read.kind == REFERENCE else None
+                except BadReference:
+                    continue
+                if ref is not None and ref.service == "ssm":
                     found.add((ref.region or region, ref.name))
     return found

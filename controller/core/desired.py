@@ -21,6 +21,8 @@ from controller.vocab import arns, policy
 from controller.vocab.arns import Reference, parse_value_from
 from controller.vocab.problems import ManifestError, Problem
 from controller.vocab.secretrefs import secret_uses
+from controller.vocab.taskreads import (LOG_GROUP, OBJECT, REFERENCE, TaskRead, log_group_arn, reference, s3_object,
+                                        task_reads)
 
 OWNER_TAG = "ecs-secrets:owner"
 DEFAULT_OWNER = "ecs-secrets"             # --owner's default: the value of OWNER_TAG
@@ -88,6 +90,7 @@ class DesiredRole:
     description: str | None
     tags: Mapping[str, str]
     references: tuple[Reference, ...]           # of every task definition that uses the role, in manifest order
+    files: tuple[TaskRead, ...] = ()            # their S3 files and log groups to create (``task_reads``)
     arn: str | None = None                      # after resolve
     grants: Grants | None = None                # after resolve: what its derived inline policy allows
     inline: dict | None = None                  # after resolve: that policy's document (None: it allows nothing)
@@ -108,6 +111,7 @@ class DesiredTaskDefinition:
     declared_role: str | None                   # the ref of the declared ExecutionRole it uses
     depends_on: tuple[str, ...]                 # refs applied before it: its role, a declared parameter per reference
     keep_revisions: int | None
+    files: tuple[TaskRead, ...] = ()            # S3 files and log groups it reads or creates at task start
     body: Mapping[str, Any] | None = None       # after resolve: ``fields`` with the executionRoleArn
 
     @property
@@ -126,6 +130,7 @@ class RegionReads:
     undeclared: set[str] = field(default_factory=set)
     secrets: set[str] = field(default_factory=set)
     keys: set[str] = field(default_factory=set)
+    objects: set[str] = field(default_factory=set)    # S3 object ARNs that must exist (HeadObject)
 
 
 @dataclass(frozen=True)
@@ -179,7 +184,13 @@ def tags_of(obj: Obj, owner: str) -> dict[str, str]:
 
 
 def references(fields: Mapping[str, Any]) -> tuple[Reference, ...]:
-    return tuple(parse_value_from(u.value_from) for u in secret_uses(fields))
+    """Container secrets, then what else ECS reads from SSM or Secrets Manager (registry credentials, …)."""
+    out = [parse_value_from(u.value_from) for u in secret_uses(fields)]
+    return tuple(out + [reference(r) for r in task_reads(dict(fields)) if r.kind == REFERENCE])
+
+
+def files(fields: Mapping[str, Any]) -> tuple[TaskRead, ...]:
+    return tuple(r for r in task_reads(dict(fields)) if r.kind in (OBJECT, LOG_GROUP))
 
 
 # --- building ------------------------------------------------------------------------------------
@@ -189,18 +200,21 @@ def desire(manifest: Manifest, owner: str = DEFAULT_OWNER) -> Desired:
     parameters = {key: _parameter(o, key[0], owner) for key, o in manifest.declared_parameters.items()}
     tds = {td.ref: _task_definition(td, manifest, owner) for td in manifest.of("TaskDefinition")}
     by_role: dict[str, list[Reference]] = {}
+    files_by_role: dict[str, list[TaskRead]] = {}
     for td in tds.values():
         if td.declared_role:
             by_role.setdefault(td.declared_role, []).extend(td.references)
+            files_by_role.setdefault(td.declared_role, []).extend(td.files)
     objects = tuple(parameters[(o.spec.region or manifest.region, o.spec.name)] if o.kind == "Parameter" else
-                    _role(o, owner, by_role.get(o.ref, ()), manifest.region) if o.kind == "ExecutionRole" else tds[o.ref]
+                    _role(o, owner, by_role.get(o.ref, ()), manifest.region, files_by_role.get(o.ref, ()))
+                    if o.kind == "ExecutionRole" else tds[o.ref]
                     for o in manifest.objects)
     external = frozenset(t.role for t in tds.values() if t.role and not t.declared_role and not t.role.startswith("arn:"))
     desired = Desired(manifest.region, owner, objects, parameters, external,
                       _reads(parameters, tds.values(), manifest.region))
     stand_ins = placeholder_context(desired)
     problems = [p for r in desired.roles for p in role_policy_problems(
-        r, grants_for(r.references, parameters, stand_ins).document())]
+        r, grants_for(r.references, parameters, stand_ins, r.files).document())]
     if problems:
         raise ManifestError(problems)
     return desired
@@ -213,12 +227,12 @@ def _parameter(obj: Obj, region: str, owner: str) -> DesiredParameter:
                             tags_of(obj, owner), spec.value)
 
 
-def _role(obj: Obj, owner: str, refs: Any, region: str) -> DesiredRole:
+def _role(obj: Obj, owner: str, refs: Any, region: str, reads: Any = ()) -> DesiredRole:
     spec = obj.spec
     managed = spec.managedPolicyArns if "managedPolicyArns" in spec.model_fields_set else [
         arns.aws_managed_policy_arn(arns.partition_of(region), arns.ECS_TASK_EXECUTION_POLICY)]
     return DesiredRole(obj, spec.roleName, spec.path, spec.inlinePolicyName, tuple(sorted(managed)),
-                       spec.description, tags_of(obj, owner), tuple(refs))
+                       spec.description, tags_of(obj, owner), tuple(refs), tuple(reads))
 
 
 def _task_definition(td: Obj, manifest: Manifest, owner: str) -> DesiredTaskDefinition:
@@ -231,7 +245,7 @@ def _task_definition(td: Obj, manifest: Manifest, owner: str) -> DesiredTaskDefi
     needed += [declared[(r.region or manifest.region, r.name)].ref for r in refs
                if (r.region or manifest.region, r.name) in declared]
     return DesiredTaskDefinition(td, td.spec.family, fields, tags_of(td, owner), refs, td.spec.executionRole,
-                                 role.ref if role else None, tuple(needed), td.spec.keepRevisions)
+                                 role.ref if role else None, tuple(needed), td.spec.keepRevisions, files(fields))
 
 
 def _reads(parameters: Mapping[tuple[str, str], DesiredParameter], tds: Any, region: str) -> dict[str, RegionReads]:
@@ -249,13 +263,17 @@ def _reads(parameters: Mapping[tuple[str, str], DesiredParameter], tds: Any, reg
                 n.secrets.add(ref.secret_id)
             elif ref.service == "ssm" and (r, ref.name) not in parameters:
                 n.undeclared.add(ref.name)
+        for read in td.files:
+            obj = s3_object(read.source) if read.kind == OBJECT else None
+            if obj is not None:
+                out.setdefault(region, RegionReads()).objects.add(obj.arn)
     return out
 
 
 # --- resolving -----------------------------------------------------------------------------------
 
 def _resolved_role(role: DesiredRole, declared: Mapping[tuple[str, str], DesiredParameter], ctx: Context) -> DesiredRole:
-    grants = grants_for(role.references, declared, ctx)
+    grants = grants_for(role.references, declared, ctx, role.files)
     return replace(role, arn=arns.role_arn(ctx.partition, ctx.account, role.path, role.name), grants=grants,
                    inline=grants.document())
 
@@ -286,16 +304,29 @@ class Grants:
     parameters: set[str] = field(default_factory=set)
     secrets: set[str] = field(default_factory=set)
     keys: set[str] = field(default_factory=set)
-    lookups: set[tuple[str, str, str]] = field(default_factory=set)   # ("kms"|"secret", region, id) it relied on
+    objects: set[str] = field(default_factory=set)      # S3 object ARNs: s3:GetObject
+    buckets: set[str] = field(default_factory=set)      # their buckets: s3:GetBucketLocation
+    log_groups: set[str] = field(default_factory=set)   # awslogs-create-group: logs:CreateLogGroup
+    lookups: set[tuple[str, ...]] = field(default_factory=set)   # ("kms"|"secret", region, id), ("s3", ARN) it relied on
 
     def document(self) -> dict | None:
-        return policy.derive(self.parameters, self.secrets, self.keys)
+        return policy.derive(self.parameters, self.secrets, self.keys, self.objects, self.buckets, self.log_groups)
 
 
-def grants_for(refs: Any, declared: Mapping[tuple[str, str], DesiredParameter], ctx: Context) -> Grants:
+def grants_for(refs: Any, declared: Mapping[tuple[str, str], DesiredParameter], ctx: Context,
+               reads: Any = ()) -> Grants:
+    """``refs``: what is read from SSM and Secrets Manager; ``reads``: the S3 files and log groups (``files``)."""
     grants = Grants()
     for ref in refs:
         _grant(grants, ref, declared, ctx)
+    for read in reads:
+        obj = s3_object(read.source) if read.kind == OBJECT else None
+        if obj is not None:
+            grants.objects.add(obj.arn)
+            grants.buckets.add(obj.bucket_arn)
+            grants.lookups.add(("s3", obj.arn))
+        elif read.kind == LOG_GROUP and read.region:
+            grants.log_groups.add(log_group_arn(ctx.partition, read.region, ctx.account, read.source))
     return grants
 
 

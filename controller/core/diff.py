@@ -12,6 +12,7 @@ from controller.core.state import Actual, ActualParameter
 from controller.core.taskdef_diff import task_definition_change
 from controller.vocab import policy
 from controller.vocab.sensitive import Sensitive
+from controller.vocab.taskreads import s3_object
 
 
 def make_plan(desired: Desired, actual: Actual, values: dict[str, Sensitive],
@@ -200,6 +201,10 @@ def _task_definition(td: DesiredTaskDefinition, actual: Actual, values: dict) ->
         _missing(actual, "ssm", region, ref.name)
         if ref.secret_id:
             _missing(actual, "secret", region, ref.secret_id)
+    for read in td.files:
+        obj = s3_object(read.source)
+        if obj is not None:
+            _missing(actual, "s3", obj.arn)
     if td.role:
         _missing(actual, "role", td.role)
     current = actual.task_definitions.get(td.family)

@@ -75,6 +75,8 @@ STEPS: tuple[Step, ...] = (
          ("kms:Encrypt", "kms:GenerateDataKey"), "EncryptOnlyOurParametersThroughSsm", "encrypting_keys",
          ("via_ssm", "encrypted_parameters")),
     Step("observe._read_secrets", ("secretsmanager:DescribeSecret",), "DescribeReferencedSecrets", "secrets"),
+    Step("observe._read_objects: HeadObject on the S3 files tasks read at start (it needs s3:GetObject)",
+         ("s3:GetObject",), "CheckReferencedS3FilesExist", "s3_objects"),
     Step("observe_iam._read_role", ("iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies"),
          "ReadExecutionRoles", "declared_roles"),
     Step("observe_iam.read_roles: roles named but not declared", ("iam:GetRole",), "ReadExternalRoles",
@@ -146,6 +148,7 @@ class Scope:
     managed_policies: tuple[str, ...] = ()
     keep_revisions: bool = False
     many_roles: bool = False
+    objects: tuple[str, ...] = ()              # S3 object ARNs tasks read at start
 
 
 def scope(desired: Desired, target: Target) -> Scope:
@@ -174,7 +177,8 @@ def scope(desired: Desired, target: Target) -> Scope:
         families=tuple(sorted({td.family for td in tds})),
         managed_policies=tuple(sorted({a for r in roles for a in r.managed})),
         keep_revisions=any(td.keep_revisions for td in tds),
-        many_roles=len(roles) >= LIST_MIN_ROLES)
+        many_roles=len(roles) >= LIST_MIN_ROLES,
+        objects=tuple(sorted({o for n in desired.reads.values() for o in n.objects})))
 
 
 def _param(p: DesiredParameter) -> Param:
@@ -290,6 +294,7 @@ RESOURCES: dict[str, Callable[[Scope], list[Grant]]] = {
     "secure_parameter_keys": lambda s: _grant(_arn(s, "kms", "key/*", r) for r in {p.region for p in _secure(s)}),
     "runtime_keys": lambda s: _grant(_arn(s, "kms", "key/*", r) for r in s.runtime_key_regions),
     "secrets": lambda s: _grant(s.secrets),
+    "s3_objects": lambda s: _grant(s.objects),
     "declared_roles": lambda s: _grant(s.roles),
     "attaching_roles": lambda s: _grant(s.attaching),
     "external_roles": lambda s: _grant(s.external_roles),

@@ -11,6 +11,7 @@ from controller.manifests.documents import Manifest, Obj
 from controller.vocab.arns import BadReference, parse_arn, parse_value_from, partition_of
 from controller.vocab.problems import Problem
 from controller.vocab.secretrefs import secret_uses
+from controller.vocab.taskreads import refusals, task_reads
 
 RESERVED_TAG_PREFIXES = ("aws:", "ecs-secrets:")
 _POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
@@ -112,7 +113,13 @@ def _task_definition(obj: Obj) -> Iterator[Problem]:
     if any(True for _ in secret_uses(fields)) and not (spec.executionRole or fields.get("executionRoleArn")):
         yield obj.problem(("spec", "containerDefinitions"), "containers read secrets, so the task needs an "
                           "execution role; add spec.executionRole (an ExecutionRole's metadata.name)")
+    elif any(True for _ in task_reads(fields)) and not (spec.executionRole or fields.get("executionRoleArn")):
+        first = next(task_reads(fields))
+        yield obj.problem(("spec",) + first.path, f"ECS reads {first.label} with the task execution role; add "
+                          "spec.executionRole (an ExecutionRole's metadata.name)")
     yield from _value_froms(obj)
+    for path, msg in refusals(fields):
+        yield obj.problem(("spec",) + path, msg)
 
 
 def _value_froms(obj: Obj) -> Iterator[Problem]:

@@ -14,9 +14,11 @@ from controller.verify.conditions import Truth, Unknown, all3, any3
 from controller.verify.facts import (_WORST_FIRST, ALLOWED, DECRYPT, DENIED, MISSING, SM_DEFAULT_KEY, SSM_DEFAULT_KEY,
                                      UNKNOWN, Facts, KeyFact, Location, Need, RoleFact, Row, SecretFact, Target, Unread,
                                      decrypt_need, locate, parameter_need, secret_need)
+from controller.verify.facts import log_group_need, object_needs
 from controller.verify.iam_eval import Decision, Request, Verdict, denial, evaluate
 from controller.verify.keypolicy import Split, split_policy
 from controller.vocab.arns import BadReference
+from controller.vocab.taskreads import LOG_GROUP, OBJECT, REFERENCE
 
 # --- one row ------------------------------------------------------------------------------------
 
@@ -104,9 +106,23 @@ def _versions(loc: Location, fact: SecretFact, out: Assessment) -> None:
                 "GetSecretValue needs the stage and the id to name the same version")
 
 
+def _object(target: Target, facts: Facts, out: Assessment) -> None:
+    needs = object_needs(target.source)
+    if not needs:
+        out.add(MISSING, f"{target.source} is not an S3 object ARN (arn:aws:s3:::BUCKET/KEY)")
+        return
+    _fact(facts.objects, needs[0].resource, f"S3 object {target.source}", "S3", out)
+    out.needs.extend(needs)
+
+
 def _resources(target: Target, facts: Facts, out: Assessment) -> None:
+    if target.read == OBJECT:
+        return _object(target, facts, out)
+    if target.read == LOG_GROUP:
+        out.needs.append(log_group_need(facts, target.region or facts.region, target.source))
+        return None
     try:
-        loc = locate(target.source, facts)
+        loc = locate(target.source, facts, target.variable if target.read == REFERENCE else None)
     except BadReference as exc:
         out.add(MISSING, str(exc))
         return

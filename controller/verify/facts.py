@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence, Union
 from controller.verify.iam_eval import NamedPolicy, Request
 from controller.vocab.arns import SM_REFERENCE_PREFIX, BadReference, Reference, parameter_arn, parse_value_from
 from controller.vocab.secretrefs import secret_uses
+from controller.vocab.taskreads import REFERENCE, TaskRead, log_group_request_arn, reference, s3_object, task_reads
 
 ALLOWED, DENIED, MISSING, UNKNOWN = "allowed", "denied", "missing", "unknown"
 VERDICTS = (ALLOWED, DENIED, MISSING, UNKNOWN)
@@ -75,6 +76,7 @@ class Facts:
     secrets: dict[tuple[str, str], Any] = field(default_factory=dict)  # (region, secret id) → SecretFact
     keys: dict[tuple[str, str], Any] = field(default_factory=dict)  # (region, key id as written) → KeyFact
     roles: dict[str, Any] = field(default_factory=dict)  # role ARN → RoleFact
+    objects: dict[str, Any] = field(default_factory=dict)  # S3 object ARN → True (it exists), None or Unread
 
 
 SSM_DEFAULT_KEY, SM_DEFAULT_KEY = "alias/aws/ssm", "alias/aws/secretsmanager"  # the AWS managed keys
@@ -97,11 +99,15 @@ class Target:
     variable: str
     source: str  # the valueFrom as written
     role_arn: str | None
+    read: str = "secret"  # or what else the agent reads at task start: a kind of ``taskreads``
+    region: str | None = None  # LOG_GROUP: awslogs-region
 
 
 def targets(label: str, body: Mapping[str, Any]) -> list[Target]:
+    """A row per container secret, then per other read the execution role makes at task start."""
     role = body.get("executionRoleArn") or None
-    return [Target(label, u.container, u.variable, u.value_from, role) for u in secret_uses(dict(body))]
+    out = [Target(label, u.container, u.variable, u.value_from, role) for u in secret_uses(dict(body))]
+    return out + [Target(label, r.container, r.label, r.source, role, r.kind, r.region) for r in task_reads(dict(body))]
 
 
 @dataclass(frozen=True)
@@ -115,9 +121,10 @@ class Location:
     secret: str | None  # the Secrets Manager secret id to look up
 
 
-def locate(source: str, facts: Facts) -> Location:
-    """Raises BadReference for a valueFrom that names nothing ECS can read."""
-    ref = parse_value_from(source)
+def locate(source: str, facts: Facts, label: str | None = None) -> Location:
+    """Raises BadReference for a valueFrom that names nothing ECS can read. ``label``: a REFERENCE
+    ``taskreads`` row (registry credentials, FSx credentials, credential spec), resolved as ECS does."""
+    ref = reference(TaskRead((), "", label, REFERENCE, source)) if label else parse_value_from(source)
     if ref.partition and ref.partition != facts.partition:
         raise BadReference(f"{source!r} is in partition {ref.partition!r}, the account in {facts.partition!r}; "
                            "ECS reads secrets from the task's own account and partition only")
@@ -167,6 +174,20 @@ def decrypt_need(key: tuple[str, str], key_arn: str, service: str, loc: Location
         "kms:EncryptionContextKeys": [label] if service == "ssm" else [label, "SecretVersionId"],
     }
     return Need(DECRYPT, key_arn, context, key)
+
+
+def object_needs(arn: str) -> tuple[Need, ...]:
+    """An S3 file the agent downloads: s3:GetObject on it, s3:GetBucketLocation on its bucket."""
+    obj = s3_object(arn)
+    if obj is None:
+        return ()
+    return Need("s3:GetObject", obj.arn, {}), Need("s3:GetBucketLocation", obj.bucket_arn, {})
+
+
+def log_group_need(facts: Facts, region: str, name: str) -> Need:
+    """awslogs-create-group: the driver's CreateLogGroup, authorized on ``log-group:NAME:log-stream:``."""
+    arn = log_group_request_arn(facts.partition, region, facts.account, name)
+    return Need("logs:CreateLogGroup", arn, {"aws:RequestedRegion": region})
 
 
 # --- rows, the report, rendering --------------------------------------------------------------

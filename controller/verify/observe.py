@@ -24,6 +24,7 @@ from controller.verify.keypolicy import aws_managed_key_policy
 from controller.verify.report import simulation_note
 from controller.vocab import arns
 from controller.vocab.problems import ControllerError
+from controller.vocab.taskreads import LOG_GROUP, OBJECT, REFERENCE, s3_object
 
 NOT_FOUND = frozenset({"NoSuchEntity", "ParameterNotFound", "ResourceNotFoundException", "NotFoundException"})
 DESCRIBE_PARAMETERS_NAMES = 50  # names per Name-Equals filter, and the page size
@@ -105,15 +106,33 @@ class Reader:
         for loc in places:
             if loc.secret:
                 self._secret(loc.region, loc.secret, pinned[(loc.region, loc.secret)])
+        for target in wanted:
+            if target.read == OBJECT:
+                self._object(target.source)
         self._keys()
         for role in sorted({t.role_arn for t in wanted if t.role_arn}):
             self._role(role)
 
     def _locate(self, target: Target) -> Location | None:
+        if target.read in (OBJECT, LOG_GROUP):
+            return None
         try:
-            return locate(target.source, self.facts)
+            return locate(target.source, self.facts, target.variable if target.read == REFERENCE else None)
         except arns.BadReference:
             return None  # the verdict says why
+
+    def _object(self, arn: str) -> None:
+        """HeadObject: whether the file exists, from its metadata; its content is never read."""
+        obj = s3_object(arn)
+        if obj is None or obj.arn in self.facts.objects:
+            return
+        try:
+            self.aws.client("s3").head_object(Bucket=obj.bucket, Key=obj.key)
+            fact: Any = True
+        except (ClientError, BotoCoreError) as exc:
+            gone = error_code(exc) in NOT_FOUND | {"404", "NoSuchKey", "NoSuchBucket"}
+            fact = None if gone else _unread("s3:HeadObject", exc)
+        self.facts.objects[obj.arn] = fact
 
     def _parameters(self, region: str, names: list[str]) -> None:
         todo = [n for n in names if (region, n) not in self.facts.parameters]

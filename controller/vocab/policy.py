@@ -13,13 +13,17 @@ _GRANTS = (  # (Sid, action) in the order the statements are written
     ("ReadParameters", "ssm:GetParameters"),
     ("ReadSecrets", "secretsmanager:GetSecretValue"),
     ("DecryptWithCustomKeys", "kms:Decrypt"),
+    ("ReadS3Files", "s3:GetObject"),                  # environmentFiles, FireLens config, credential specs
+    ("LocateS3FileBuckets", "s3:GetBucketLocation"),  # their buckets
+    ("CreateLogGroups", "logs:CreateLogGroup"),       # awslogs-create-group: "true"
 )
 
 
-def derive(parameters: Iterable[str], secrets: Iterable[str], keys: Iterable[str]) -> dict | None:
+def derive(parameters: Iterable[str], secrets: Iterable[str], keys: Iterable[str], objects: Iterable[str] = (),
+           buckets: Iterable[str] = (), log_groups: Iterable[str] = ()) -> dict | None:
     """The inline policy an execution role needs: exact, sorted ARNs; None when nothing is read."""
     statements = []
-    for (sid, action), arns in zip(_GRANTS, (parameters, secrets, keys)):
+    for (sid, action), arns in zip(_GRANTS, (parameters, secrets, keys, objects, buckets, log_groups)):
         resources = sorted(set(arns))
         if resources:
             statements.append({"Sid": sid, "Effect": "Allow", "Action": action, "Resource": resources})
