@@ -12,7 +12,11 @@ moto's lease item writes are DynamoDB conditional PutItem calls
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -25,11 +29,14 @@ from awsserver import TEST_ENV, UNSET_ENV
 from controller import reconcile
 from controller.aws.session import Aws
 from controller.daemon import loop
+from controller.daemon.lease import Lease, lease_name
 from controller.daemon.loop import Daemon
 from controller.daemon.metrics import Metrics
+from faultkit import Fleet, assert_one_of_each, cli, fast_aws, holdings  # noqa: F401 (fast_aws: a fixture)
 from faultproxy import FaultProxy, FaultRule
 
 TABLE = "ecs-secrets-split-brain"
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -78,9 +85,63 @@ def wait_for(what, timeout: float, message: str) -> None:
     raise AssertionError(f"timed out after {timeout}s: {message}")
 
 
-def test_a_deposed_leaders_throttled_write_never_lands_after_its_successors(env, tmp_path):
-    """The issue's attack, no pause needed: the leader's PutParameter is throttled (and retried) while
-    its renewals fail; the successor takes over and writes; then the throttling ends."""
+class Clock:
+    """Both leases' monotonic clock, moved by hand: the takeover needs no real wait."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def history(url: str, name: str) -> list[str]:
+    return [v["Value"] for v in direct("ssm", url).get_parameter_history(Name=name)["Parameters"]]
+
+
+def assert_no_old_write_after_the_first_new(url: str, name: str) -> None:
+    values = history(url, name)
+    assert "old" not in values[values.index("new"):], f"the old leader overwrote its successor: {values}"
+    assert direct("ssm", url).get_parameter(Name=name)["Parameter"]["Value"] == "new"
+
+
+def test_a_deposed_leaders_retried_write_never_lands_after_its_successors(env, tmp_path, monkeypatch):
+    """The issue's attack without a pause: the leader's PutParameter is throttled and retried while its
+    renewals fail; the successor takes over and writes; then the throttling ends. The leases run on a
+    hand-moved clock; the old leader's retries (tenacity) wait in real time."""
+    clock = Clock()
+    monkeypatch.setattr(loop, "Lease", functools.partial(Lease, clock=clock))
+    owner, name = f"split-{uuid.uuid4().hex[:8]}", f"/split-{uuid.uuid4().hex[:8]}/level"
+    direct("ssm", env).put_parameter(Name=name, Value="v0", Type="String",
+                                     Tags=[{"Key": "ecs-secrets:owner", "Value": owner}])
+    timings = (15.0, 10.0, 0.1)   # the default lease and renew deadline; renewals (real time) every 0.1 s
+    with FaultProxy(env, seed=1) as proxy:
+        old = replica(proxy.url, manifest(tmp_path / "old", name, "old"), owner, timings)
+        new = replica(env, manifest(tmp_path / "new", name, "new"), owner, timings)
+        assert old.lease.step() is True
+        old.lease.start()
+        proxy.set_rules([FaultRule("throttle", match="ssm:PutParameter")])
+        writer = threading.Thread(target=old.tick, name="old-leader")
+        writer.start()
+        wait_for(lambda: proxy.calls[("ssm", "PutParameter")] >= 1, 20, "the old leader's first write attempt")
+        proxy.set_rules([FaultRule("throttle", match="ssm:PutParameter"),
+                         FaultRule("http500", match="dynamodb:PutItem")])   # its renewals fail from now on
+        wait_for(lambda: not old.lease.is_leader(), 10, "a failed renewal")
+        assert new.lease.step() is False          # the successor sees the lease ...
+        clock.now += 15.1                         # ... go unrenewed for a whole lease duration
+        assert new.lease.step() is True
+        assert new.tick() == "success"
+        proxy.set_rules([])                       # the throttling ends: a retry still under way now lands
+        writer.join(timeout=60)
+        assert not writer.is_alive()
+        old.lease.stop()
+        new.lease.stop()
+    assert_no_old_write_after_the_first_new(env, name)
+
+
+@pytest.mark.slow
+def test_the_same_attack_with_real_clocks_and_lease_threads(env, tmp_path):
+    """As above, with both leases campaigning and renewing in their own threads on the real clock."""
     owner, name = f"split-{uuid.uuid4().hex[:8]}", f"/split-{uuid.uuid4().hex[:8]}/level"
     direct("ssm", env).put_parameter(Name=name, Value="v0", Type="String",
                                      Tags=[{"Key": "ecs-secrets:owner", "Value": owner}])
@@ -105,8 +166,59 @@ def test_a_deposed_leaders_throttled_write_never_lands_after_its_successors(env,
         new.lease.stop()
         old.lease.stop()
 
-    history = [v["Value"] for v in direct("ssm", env).get_parameter_history(Name=name)["Parameters"]]
-    first_new = history.index("new")
-    assert "old" not in history[first_new:], f"the old leader overwrote its successor: {history}"
-    assert direct("ssm", env).get_parameter(Name=name)["Parameter"]["Value"] == "new"
-    assert proxy.calls[("ssm", "PutParameter")] >= 1
+    assert_no_old_write_after_the_first_new(env, name)
+
+
+# --- item 6: without a daemon, two one-shot runs (two CI pipelines) --------------------------------
+
+def reconcile_process(folder: Path, fleet: Fleet, *extra: str) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "controller", "reconcile", "-f", str(folder), "--owner", fleet.owner, *extra]
+    return subprocess.Popen(argv, cwd=REPO, env={**os.environ, **fleet.env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_two_concurrent_one_shot_runs_with_a_lease_table_take_turns(fast_aws, tmp_path):
+    """Two pipelines start at the same moment: one holds the lease, the other waits, then plans against
+    what the first wrote and finds nothing to do — one revision per family, version 1 of every parameter."""
+    fleet = Fleet(params=4, roles=1, families=2)
+    folder = fleet.write(tmp_path / "m")
+    runs = [reconcile_process(folder, fleet, "--lease-table", TABLE) for _ in range(2)]
+    results = [(p.wait(timeout=180), *p.communicate()) for p in runs]
+    assert [code for code, _, _ in results] == [0, 0], results
+    waited = [err for _, _, err in results if "waiting up to 60s for the lease" in err]
+    assert len(waited) == 1, results
+    assert any("No changes" in out for _, out, _ in results), results
+    assert_one_of_each(fleet, fast_aws)
+    for secret in fleet.env.values():
+        assert all(secret not in out + err for _, out, err in results)
+
+
+def test_a_held_lease_makes_reconcile_refuse_at_its_lock_timeout_writing_nothing(fast_aws, tmp_path, capfd):
+    fleet = Fleet(params=2, roles=1, families=1)
+    folder = fleet.write(tmp_path / "m")
+    daemon = Lease(Aws(), TABLE, lease_name(fleet.owner), holder="daemon-elsewhere")
+    assert daemon.step() is True
+    try:
+        run = cli(capfd, "reconcile", "-f", str(folder), "--owner", fleet.owner, "--lease-table", TABLE,
+                  "--lock-timeout", "0")
+    finally:
+        daemon.release()
+    assert run.code == 1
+    assert "held by daemon-elsewhere" in run.err and "nothing written" in run.err
+    held = holdings(fast_aws, fleet)
+    assert held.revisions == {} and held.versions == {} and held.roles == {}
+
+
+def test_without_a_lease_table_run_and_reconcile_say_that_nothing_locks_other_writers_out(fast_aws, tmp_path,
+                                                                                        capfd, monkeypatch):
+    fleet = Fleet(params=1, roles=1, families=1)
+    folder = fleet.write(tmp_path / "m")
+    for name, value in fleet.env.items():
+        monkeypatch.setenv(name, value)
+    run = cli(capfd, "run", "-f", str(folder), "--owner", fleet.owner, "--once")
+    assert run.code == 0, run.err
+    assert "no --lease-table: no leader election and no lock" in run.err
+    fleet.write(folder, revision="2")
+    again = cli(capfd, "reconcile", "-f", str(folder), "--owner", fleet.owner)
+    assert again.code == 0, again.err
+    assert "warning: no --lease-table: nothing stops another `reconcile` or `run`" in again.err
