@@ -32,7 +32,7 @@ from controller.daemon import loop
 from controller.daemon.lease import Lease, lease_name
 from controller.daemon.loop import Daemon
 from controller.daemon.metrics import Metrics
-from faultkit import Fleet, assert_one_of_each, cli, fast_aws, holdings  # noqa: F401 (fast_aws: a fixture)
+from faultkit import Fleet, assert_one_of_each, cli, holdings, prepare_aws
 from faultproxy import FaultProxy, FaultRule
 
 TABLE = "ecs-secrets-split-brain"
@@ -48,6 +48,13 @@ def env(moto_server, monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("ECS_SECRETS_RATE_LIMITS", "off")
     return moto_server.url
+
+
+@pytest.fixture
+def fleet_env(env):
+    """``env`` with what faultkit's fleets expect to exist (a KMS alias, a secret, a managed policy)."""
+    prepare_aws(env)
+    return env
 
 
 def direct(service: str, url: str):
@@ -177,7 +184,7 @@ def reconcile_process(folder: Path, fleet: Fleet, *extra: str) -> subprocess.Pop
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_two_concurrent_one_shot_runs_with_a_lease_table_take_turns(fast_aws, tmp_path):
+def test_two_concurrent_one_shot_runs_with_a_lease_table_take_turns(fleet_env, tmp_path):
     """Two pipelines start at the same moment: one holds the lease, the other waits, then plans against
     what the first wrote and finds nothing to do — one revision per family, version 1 of every parameter."""
     fleet = Fleet(params=4, roles=1, families=2)
@@ -188,12 +195,12 @@ def test_two_concurrent_one_shot_runs_with_a_lease_table_take_turns(fast_aws, tm
     waited = [err for _, _, err in results if "waiting up to 60s for the lease" in err]
     assert len(waited) == 1, results
     assert any("No changes" in out for _, out, _ in results), results
-    assert_one_of_each(fleet, fast_aws)
+    assert_one_of_each(fleet, fleet_env)
     for secret in fleet.env.values():
         assert all(secret not in out + err for _, out, err in results)
 
 
-def test_a_held_lease_makes_reconcile_refuse_at_its_lock_timeout_writing_nothing(fast_aws, tmp_path, capfd):
+def test_a_held_lease_makes_reconcile_refuse_at_its_lock_timeout_writing_nothing(fleet_env, tmp_path, capfd):
     fleet = Fleet(params=2, roles=1, families=1)
     folder = fleet.write(tmp_path / "m")
     daemon = Lease(Aws(), TABLE, lease_name(fleet.owner), holder="daemon-elsewhere")
@@ -205,11 +212,11 @@ def test_a_held_lease_makes_reconcile_refuse_at_its_lock_timeout_writing_nothing
         daemon.release()
     assert run.code == 1
     assert "held by daemon-elsewhere" in run.err and "nothing written" in run.err
-    held = holdings(fast_aws, fleet)
+    held = holdings(fleet_env, fleet)
     assert held.revisions == {} and held.versions == {} and held.roles == {}
 
 
-def test_without_a_lease_table_run_and_reconcile_say_that_nothing_locks_other_writers_out(fast_aws, tmp_path,
+def test_without_a_lease_table_run_and_reconcile_say_that_nothing_locks_other_writers_out(fleet_env, tmp_path,
                                                                                         capfd, monkeypatch):
     fleet = Fleet(params=1, roles=1, families=1)
     folder = fleet.write(tmp_path / "m")
