@@ -27,6 +27,7 @@ import pytest
 
 from awsserver import TEST_ENV, UNSET_ENV
 from controller import reconcile
+from controller.aws.guard import Guard, LeaseLost
 from controller.aws.session import Aws
 from controller.daemon import loop
 from controller.daemon.lease import Lease, lease_name
@@ -229,3 +230,36 @@ def test_without_a_lease_table_run_and_reconcile_say_that_nothing_locks_other_wr
     again = cli(capfd, "reconcile", "-f", str(folder), "--owner", fleet.owner)
     assert again.code == 0, again.err
     assert "warning: no --lease-table: nothing stops another `reconcile` or `run`" in again.err
+
+
+# --- the guard itself ------------------------------------------------------------------------------
+
+def test_a_pause_past_the_lease_stops_the_next_attempt_without_any_failed_renewal(env):
+    """SIGSTOP past the lease, as the guard sees it: the process resumes with its monotonic clock moved on."""
+    clock = Clock()
+    lease = Lease(Aws(), TABLE, f"ecs-secrets/pause-{uuid.uuid4().hex[:8]}", holder="paused", clock=clock)
+    assert lease.step() is True
+    guard = lease.guard()
+    guard.check("PutParameter")                   # fresh lease: an attempt may start
+    clock.now += lease.duration / 2 - lease.duration / 20 - 0.01
+    guard.check("PutParameter")                   # still room for one whole attempt before a takeover
+    clock.now += 0.02
+    with pytest.raises(LeaseLost):                # no longer: the attempt could end after a successor's write
+        guard.check("PutParameter")
+    lease.release()
+
+
+def test_every_attempt_botocore_retries_passes_the_guard(env):
+    """botocore retries a throttled PutParameter on its own (standard mode); the attempt after the lease
+    is lost never reaches AWS. before-send fires per attempt:
+    https://docs.aws.amazon.com/botocore/latest/topics/events.html"""
+    covered = iter([60.0, 60.0, 0.0])
+    with FaultProxy(env, seed=1, rules=[FaultRule("throttle", match="ssm:PutParameter")]) as proxy:
+        aws = Aws(endpoint_url=proxy.url)
+        aws.set_guard(Guard(lambda: next(covered, 0.0), attempt_budget=6.0))
+        ssm = aws.client("ssm")
+        with pytest.raises(LeaseLost):
+            ssm.put_parameter(Name=f"/guard-{uuid.uuid4().hex[:8]}", Value="x", Type="String")
+        assert proxy.calls[("ssm", "PutParameter")] == 2   # two attempts sent, the third refused
+        assert ssm.meta.config.read_timeout == 4.0 and ssm.meta.config.connect_timeout == 2.0
+        aws.client("ssm").get_parameters(Names=["/nothing"])   # reads are never held back

@@ -78,11 +78,12 @@ class Daemon:
 
     def main(self, once: bool = False) -> int:
         self.load()
-        if self.lease is not None and once:
-            self.lease.step()         # one try: lead this one reconcile, or observe it read-only
-        elif self.lease is not None:
+        if self.lease is not None:
+            # --once: the first round is its one try (lead this reconcile or observe it read-only); the
+            # renewals go on through its writes, which the lease's guard only lets out while it is held
             self.lease.start()
-            self.lease.first_round.wait(self.lease.retry_period)  # a sole replica leads its first reconcile
+            # a sole replica leads its first reconcile
+            self.lease.first_round.wait(self.lease.retry_period + (10 if once else 0))
         result = "error"
         while not self.stopping.is_set():
             result = self.tick()
