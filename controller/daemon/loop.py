@@ -187,7 +187,11 @@ class Daemon:
         """The first load: manifests that do not validate stop the daemon before it starts."""
         desired = reconcile.load(self.path, self.aws, self.owner)
         if self.seed is not None:
-            self.seed(self.aws, desired)
+            guard, self.aws.guard = self.aws.guard, None   # the sandbox's placeholders, before any lease round
+            try:
+                self.seed(self.aws, desired)
+            finally:
+                self.aws.guard = guard
         self._adopt(desired)
 
     def reload(self) -> None:
