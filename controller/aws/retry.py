@@ -10,8 +10,8 @@ call. On top of it, tenacity retries what botocore does not:
 
 A write that is not idempotent is never re-sent after an answer that may have been lost: that is
 ``idempotency.write_once``. Under a write guard (the lease) no retry waits past the time the lease
-still covers: it stops and raises the last error instead. Terminal errors (validation, ``AccessDenied*``, ownership, anything
-unknown) are raised at once, never retried.
+still covers: it stops and raises the last error instead. Terminal errors (validation,
+``AccessDenied*``, ownership, anything unknown) are raised at once, never retried.
 """
 
 from __future__ import annotations
