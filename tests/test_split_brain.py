@@ -27,10 +27,9 @@ import pytest
 
 from awsserver import TEST_ENV, UNSET_ENV
 from controller import reconcile
-from controller.aws.guard import Guard, LeaseLost
 from controller.aws.session import Aws
 from controller.daemon import loop
-from controller.daemon.lease import Lease, lease_name
+from controller.daemon.lease import Lease
 from controller.daemon.loop import Daemon
 from controller.daemon.metrics import Metrics
 from faultkit import Fleet, assert_one_of_each, cli, holdings, prepare_aws
@@ -204,7 +203,7 @@ def test_two_concurrent_one_shot_runs_with_a_lease_table_take_turns(fleet_env, t
 def test_a_held_lease_makes_reconcile_refuse_at_its_lock_timeout_writing_nothing(fleet_env, tmp_path, capfd):
     fleet = Fleet(params=2, roles=1, families=1)
     folder = fleet.write(tmp_path / "m")
-    daemon = Lease(Aws(), TABLE, lease_name(fleet.owner), holder="daemon-elsewhere")
+    daemon = Lease(Aws(), TABLE, f"ecs-secrets/{fleet.owner}", holder="daemon-elsewhere")   # as `run` names it
     assert daemon.step() is True
     try:
         run = cli(capfd, "reconcile", "-f", str(folder), "--owner", fleet.owner, "--lease-table", TABLE,
@@ -236,6 +235,7 @@ def test_without_a_lease_table_run_and_reconcile_say_that_nothing_locks_other_wr
 
 def test_a_pause_past_the_lease_stops_the_next_attempt_without_any_failed_renewal(env):
     """SIGSTOP past the lease, as the guard sees it: the process resumes with its monotonic clock moved on."""
+    from controller.aws.guard import LeaseLost
     clock = Clock()
     lease = Lease(Aws(), TABLE, f"ecs-secrets/pause-{uuid.uuid4().hex[:8]}", holder="paused", clock=clock)
     assert lease.step() is True
@@ -253,6 +253,7 @@ def test_every_attempt_botocore_retries_passes_the_guard(env):
     """botocore retries a throttled PutParameter on its own (standard mode); the attempt after the lease
     is lost never reaches AWS. before-send fires per attempt:
     https://docs.aws.amazon.com/botocore/latest/topics/events.html"""
+    from controller.aws.guard import Guard, LeaseLost
     covered = iter([60.0, 60.0, 0.0])
     with FaultProxy(env, seed=1, rules=[FaultRule("throttle", match="ssm:PutParameter")]) as proxy:
         aws = Aws(endpoint_url=proxy.url)
