@@ -43,6 +43,11 @@ def parser() -> argparse.ArgumentParser:
     rec.add_argument("--detailed-exitcode", action="store_true", help="with --dry-run: exit 2 when changes are pending")
     rec.add_argument("--prune", action="store_true", help="delete owned objects that left the manifests")
     rec.add_argument("--max-deletions", type=int, default=10, metavar="N")
+    rec.add_argument("--lease-table", metavar="NAME", help="the DynamoDB lease table of `run --lease-table`: hold "
+                     "its lease while observing, planning and writing, so that no other run or daemon of the same "
+                     "owner writes at the same time (created if missing)")
+    rec.add_argument("--lock-timeout", type=float, default=60.0, metavar="S", help="with --lease-table: wait this "
+                     "long for the lease, then fail writing nothing (default 60; 0: fail at once)")
     _cluster(rec)
     ver = sub.add_parser("verify", help="prove each container can read each of its secrets")
     _common(ver, manifests=False)
@@ -168,9 +173,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
+    aws = _aws(args)
+    with _lock(args, aws):   # with --lease-table: from the observation to the last write
+        return _reconcile(args, aws)
+
+
+def _reconcile(args: argparse.Namespace, aws: Any) -> int:
     from controller import reconcile
     from controller.core import render
-    aws = _aws(args)
     desired = _load(args, aws)
     settings = reconcile.Settings(prune=args.prune, max_deletions=args.max_deletions, clusters=tuple(args.cluster),
                                   **_sources(args))
@@ -179,6 +189,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     reconcile.check(result.plan)
     if args.dry_run:
         return EXIT_CHANGES if args.detailed_exitcode and result.plan.changes else EXIT_OK
+    if result.plan.changes and not args.lease_table and not args.sandbox:
+        print(f"warning: no --lease-table: nothing stops another `reconcile` or `run` of owner {args.owner} "
+              "from writing at the same time (duplicate revisions, extra parameter versions)", file=sys.stderr)
     report = reconcile.execute(aws, result)
     for outcome in report.outcomes:
         if outcome.result != "applied":
@@ -187,6 +200,18 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         print(f"Apply complete: {report.count('applied')} applied, {report.count('failed')} failed, "
               f"{report.count('blocked')} blocked.")
     return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _lock(args: argparse.Namespace, aws: Any) -> Any:
+    """``--lease-table`` (not for a dry-run, which writes nothing): the owner's lease, held to the last write."""
+    import contextlib
+    if not args.lease_table or args.dry_run:
+        return contextlib.nullcontext()
+    if args.lock_timeout < 0:
+        raise ControllerError("--lock-timeout must be 0 or more")
+    from controller.daemon import lock
+    return lock.held(aws, args.lease_table, args.owner, None if args.sandbox else args.profile, args.lock_timeout,
+                     say=lambda line: print(line, file=sys.stderr))
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

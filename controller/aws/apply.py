@@ -4,7 +4,8 @@ Dry-run never reaches this module. Independent writes overlap in a small pool; a
 once every change it depends on (``Change.depends_on``: a task definition after its role and its
 parameters) has finished, and is reported as blocked, not tried, when one of them did not apply.
 Deletes start after every write, kind by kind in reverse order. ``may_write`` is asked before every
-write (the daemon's leader check, SIGTERM). Outcomes are reported as they finish, and listed in plan
+write (the daemon's leader check, SIGTERM); a write guard on ``aws`` (``guard``) then checks every
+attempt of it, retries included. Outcomes are reported as they finish, and listed in plan
 order in the Report.
 """
 
@@ -19,6 +20,7 @@ from typing import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from controller.aws import guard
 from controller.aws.session import Aws, error_code
 from controller.aws.writers import WRITERS
 from controller.core.plan import Change, Plan
@@ -134,7 +136,12 @@ class _Run:
 def _write(aws: Aws, change: Change) -> Outcome:
     log.info("%s %s", change.action, change.ref, extra={"object": change.ref, "action": change.action})
     try:
-        WRITERS[type(change.op)](aws, change.op)
+        with guard.active(getattr(aws, "guard", None)):
+            WRITERS[type(change.op)](aws, change.op)
+    except guard.LeaseLost as exc:
+        log.warning("%s %s stopped: %s", change.action, change.ref, exc,
+                    extra={"object": change.ref, "action": change.action})
+        return Outcome(change, "skipped", str(exc), "LeaseLost")
     except (ClientError, BotoCoreError) as exc:
         message = scrub(str(exc))
         log.error("%s %s failed: %s", change.action, change.ref, message,

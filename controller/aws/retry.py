@@ -9,8 +9,9 @@ call. On top of it, tenacity retries what botocore does not:
 - throttling and 5xx that outlasted botocore's attempts (its retry quota is per client).
 
 A write that is not idempotent is never re-sent after an answer that may have been lost: that is
-``idempotency.write_once``. Terminal errors (validation, ``AccessDenied*``, ownership, anything
-unknown) are raised at once, never retried.
+``idempotency.write_once``. Under a write guard (the lease) no retry waits past the time the lease
+still covers: it stops and raises the last error instead. Terminal errors (validation,
+``AccessDenied*``, ownership, anything unknown) are raised at once, never retried.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Any, Callable, TypeVar
 
 from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError,
                                  EndpointConnectionError, HTTPClientError, ReadTimeoutError)
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from controller.aws import guard
 from controller.aws.session import THROTTLING, error_code
 
 T = TypeVar("T")
@@ -81,8 +83,14 @@ def is_terminal(exc: BaseException) -> bool:
     return not (is_retryable(exc) or is_ambiguous(exc))
 
 
+def outside_the_lease(state: RetryCallState) -> bool:
+    """Stop rather than wait beyond what the write guard of this thread still covers."""
+    left = guard.time_left()
+    return left is not None and (state.upcoming_sleep or 0.0) >= left
+
+
 def retrying(when: Callable[[BaseException], bool], attempts: int = ATTEMPTS) -> Retrying:
-    return Retrying(retry=retry_if_exception(when), stop=stop_after_attempt(attempts),
+    return Retrying(retry=retry_if_exception(when), stop=stop_after_attempt(attempts) | outside_the_lease,
                     wait=wait_exponential_jitter(multiplier=0.5, max=10), sleep=lambda s: sleep(s), reraise=True)
 
 

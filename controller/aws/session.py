@@ -2,7 +2,9 @@
 
 botocore already retries transient errors (standard mode), honours ``AWS_ENDPOINT_URL``, decodes
 IAM policy documents and emits ``after-call`` events; we lean on all of it. Every HTTP attempt first
-waits for a token of its API's bucket (``ratelimit``; ``before-send`` fires per attempt, retries too).
+waits for a token of its API's bucket (``ratelimit``; ``before-send`` fires per attempt, retries too),
+then, when a write guard is set (``guard``: the daemon's lease, the one-shot's lock), every write attempt
+is refused unless the lease still covers it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from controller.aws import guard as guard_
 from controller.aws import ratelimit
 
 THROTTLING = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
@@ -45,6 +48,7 @@ class Aws:
         self.listeners: list[Listener] = []
         self._clients: dict[tuple[str, ...], Any] = {}
         self._lock = threading.Lock()
+        self.guard: guard_.Guard | None = None
         self.limiter = ratelimit.RateLimiter(ratelimit.parse(
             os.environ.get(ratelimit.ENV) if rate_limits is None else rate_limits))
 
@@ -58,6 +62,7 @@ class Aws:
                 client = self.session.client(service, region_name=key[1], endpoint_url=self.endpoint_url,
                                              config=config)
                 client.meta.events.register("before-send", partial(self._throttle, service))
+                client.meta.events.register("before-send", self._guard)  # after the rate limiter's wait
                 client.meta.events.register("after-call", self._after_call)
                 client.meta.events.register("after-call-error", partial(self._after_call_error, service))
                 self._clients[key] = client
@@ -65,6 +70,20 @@ class Aws:
 
     def _throttle(self, service: str, event_name: str, **_: Any) -> None:
         self.limiter.wait(service, event_name.rsplit(".", 1)[-1])  # returns None: botocore sends the request
+
+    def set_guard(self, guard: guard_.Guard) -> None:
+        """Guard every write from now on; each attempt lasts at most ``guard.attempt_budget`` seconds."""
+        connect = min(self.config.connect_timeout, guard.attempt_budget / 3)
+        read = min(self.config.read_timeout, guard.attempt_budget - connect)
+        with self._lock:
+            self.guard = guard
+            self.config = self.config.merge(Config(connect_timeout=connect, read_timeout=read))
+            self._clients.clear()   # made with the old timeouts
+
+    def _guard(self, event_name: str, **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        if self.guard is not None and guard_.is_write(operation):
+            self.guard.check(operation)
 
     def _after_call(self, http_response: Any, parsed: dict, model: Any, **_: Any) -> None:
         code = parsed.get("Error", {}).get("Code") if http_response.status_code >= 300 else None

@@ -8,6 +8,11 @@ version for a whole lease duration on its own monotonic clock — clocks of diff
 never compared. The leader renews every retry period and counts itself leader only while its last
 successful renewal, timed from before the request, is younger than the renew deadline; a failed
 renewal stops writes at once. ``release`` empties the holder so a successor need not wait.
+
+``guard()`` hands the AWS edge a write guard (``aws.guard``): every write attempt, retries and the
+later calls of a multi-call write included, starts only while the lease still covers the whole attempt
+— until the earliest moment a successor could take over: its own clock starts when it first reads our
+last renewal, which we timed from before we sent it, and runs a whole lease duration.
 """
 
 from __future__ import annotations
@@ -23,10 +28,26 @@ from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from controller.aws.guard import Guard
 from controller.aws.session import Aws, error_code
 
 log = logging.getLogger("ecs_secrets.lease")
 LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 15.0, 10.0, 2.0
+
+
+def lease_aws(aws: Aws, profile: str | None) -> Aws:
+    """The lease's own clients: a renewal must fail fast, well inside the renew deadline, rather than hang
+    in retries; and its writes are never held back by the guard it feeds."""
+    from botocore.config import Config
+    own = Aws(region=aws.region, profile=profile, endpoint_url=aws.endpoint_url)
+    own.config = own.config.merge(Config(connect_timeout=2, read_timeout=3,
+                                         retries={"mode": "standard", "max_attempts": 2}))
+    return own
+
+
+def lease_name(owner: str) -> str:
+    """One lease per owner id: every writer of the same owner — replicas and one-shot runs — shares it."""
+    return f"ecs-secrets/{owner}"
 
 
 def holder_id() -> str:
@@ -59,6 +80,21 @@ class Lease:
 
     def is_leader(self) -> bool:
         return self._leading and not self._renew_failed and self.clock() - self._renewed_at < self.renew_deadline
+
+    def holder_seen(self) -> str | None:
+        """Who held the lease when we last looked (a follower's view)."""
+        return self._observed[0] if self._observed else None
+
+    def covered(self) -> float:
+        """Seconds until a successor could take over (0 unless we lead): a write must be over by then."""
+        if not self.is_leader():
+            return 0.0
+        return max(0.0, self._renewed_at + self.duration - self.clock())
+
+    def guard(self) -> Guard:
+        """A write attempt lasts at most half the lease; 5% of it is the margin for clock-rate drift."""
+        return Guard(self.covered, attempt_budget=self.duration / 2, margin=self.duration / 20,
+                     what=f"the lease {self.table}/{self.name}")
 
     # --- the loop --------------------------------------------------------------------------
 

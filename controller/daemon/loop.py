@@ -4,8 +4,9 @@ Every interval (±10%), at once when a manifest file changes, and early when an 
 is due, the loop runs the one-shot pipeline (``reconcile.make`` / ``reconcile.execute``) — one
 reconcile at a time, from this thread only. Where the one-shot is all-or-nothing the daemon
 isolates: blockers and failed writes mark their object (and its dependents) and back off on their
-own while the rest converges. Only the leader writes; ``may_write`` is asked before every write,
-so SIGTERM or a lost lease stops writing after the write in flight.
+own while the rest converges. Only the leader writes; ``may_write`` is asked before every write, so
+SIGTERM stops writing after the write in flight; the lease's write guard (``aws.guard``) checks every
+attempt of every write, so a lost lease stops even the write in flight at its next attempt.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from controller.core.desired import DEFAULT_OWNER, Desired
 from controller.daemon import backoff as backoff_
 from controller.daemon.backoff import Backoff
 from controller.daemon.httpserver import Endpoints, Server
-from controller.daemon.lease import Lease
+from controller.daemon.lease import Lease, lease_aws, lease_name
 from controller.daemon.metrics import Metrics
 from controller.daemon.status import Pass, Table, iso
 from controller.daemon.watch import Watcher
@@ -77,11 +78,12 @@ class Daemon:
 
     def main(self, once: bool = False) -> int:
         self.load()
-        if self.lease is not None and once:
-            self.lease.step()         # one try: lead this one reconcile, or observe it read-only
-        elif self.lease is not None:
+        if self.lease is not None:
+            # --once: the first round is its one try (lead this reconcile or observe it read-only); the
+            # renewals go on through its writes, which the lease's guard only lets out while it is held
             self.lease.start()
-            self.lease.first_round.wait(self.lease.retry_period)  # a sole replica leads its first reconcile
+            # a sole replica leads its first reconcile
+            self.lease.first_round.wait(self.lease.retry_period + (10 if once else 0))
         result = "error"
         while not self.stopping.is_set():
             result = self.tick()
@@ -185,7 +187,11 @@ class Daemon:
         """The first load: manifests that do not validate stop the daemon before it starts."""
         desired = reconcile.load(self.path, self.aws, self.owner)
         if self.seed is not None:
-            self.seed(self.aws, desired)
+            guard, self.aws.guard = self.aws.guard, None   # the sandbox's placeholders, before any lease round
+            try:
+                self.seed(self.aws, desired)
+            finally:
+                self.aws.guard = guard
         self._adopt(desired)
 
     def reload(self) -> None:
@@ -262,6 +268,11 @@ def run(args: argparse.Namespace, aws: Aws, sources: dict[str, Any] | None = Non
     daemon = Daemon(aws, args.filename, settings, args.interval, metrics, owner=args.owner, seed=seed)
     if args.lease_table:
         daemon.lease = _lease(args, aws, metrics, daemon)
+    else:
+        log.warning("no --lease-table: no leader election and no lock; a second replica or a concurrent "
+                    "`reconcile` of owner %s writes at the same time (duplicate revisions, extra parameter "
+                    "versions). Run exactly one replica, or give every writer the same --lease-table.",
+                    args.owner, extra=_ctx("start"))
     server = None if args.once else Server(args.metrics_address, args.metrics_port, Endpoints(
         metrics.exposition, daemon.healthy, daemon.readiness, daemon.status)).start()
     if server is not None:
@@ -279,14 +290,12 @@ def run(args: argparse.Namespace, aws: Aws, sources: dict[str, Any] | None = Non
 
 
 def _lease(args: argparse.Namespace, aws: Aws, metrics: Metrics, daemon: Daemon) -> Lease:
-    from botocore.config import Config
-    lease_aws = Aws(region=aws.region, profile=None if args.sandbox else args.profile, endpoint_url=aws.endpoint_url)
-    # a renewal must fail fast, well inside the renew deadline, rather than hang in retries
-    lease_aws.config = lease_aws.config.merge(Config(connect_timeout=2, read_timeout=3,
-                                                     retries={"mode": "standard", "max_attempts": 2}))
-    metrics.watch(lease_aws)
+    own = lease_aws(aws, None if args.sandbox else args.profile)
+    metrics.watch(own)
     if not args.lease_retry_period < args.lease_renew_deadline < args.lease_duration:
         raise ControllerError("need --lease-retry-period < --lease-renew-deadline < --lease-duration")
-    return Lease(lease_aws, args.lease_table, f"ecs-secrets/{args.owner}", duration=args.lease_duration,
-                 renew_deadline=args.lease_renew_deadline, retry_period=args.lease_retry_period,
-                 on_change=daemon.on_leadership)
+    lease = Lease(own, args.lease_table, lease_name(args.owner), duration=args.lease_duration,
+                  renew_deadline=args.lease_renew_deadline, retry_period=args.lease_retry_period,
+                  on_change=daemon.on_leadership)
+    aws.set_guard(lease.guard())   # every write attempt, retries included, only while the lease covers it
+    return lease
