@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from moto.server import ThreadedMotoServer
 
+from controller.sandbox import faithful
+
 TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -52,7 +54,9 @@ class MotoHandle:
 
 
 def start_moto(port: int = 0) -> MotoHandle:
-    """Start moto's threaded server on 127.0.0.1 (a free port unless ``port`` is given)."""
+    """Start moto's threaded server on 127.0.0.1 (a free port unless ``port`` is given), answering as AWS does
+    where it matters to us (``controller.sandbox.faithful``)."""
+    faithful.install()
     # AmazonECSTaskExecutionRolePolicy must exist to be attached, as in a real account
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -7,6 +7,18 @@ from collections.abc import Iterator
 import pytest
 
 from awsserver import TEST_ENV, UNSET_ENV, MotoHandle, start_moto
+from controller.sandbox import faithful
+
+# Every moto in the tests, in-process mock_aws or the threaded server, answers as AWS does where it
+# matters to us; see controller/sandbox/faithful.py for what that covers and where each rule comes from.
+faithful.install()
+
+
+@pytest.fixture(autouse=True)
+def _faithful_defaults() -> Iterator[None]:
+    """A test that changes how soon deployments settle changes it for itself only."""
+    yield
+    faithful.configure()
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,6 @@ from controller.core.state import ActualTaskDefinition
 from controller.core.taskdef import normalize
 from controller.core.taskdef_diff import comparable, task_definition_change
 from controller.manifests.loader import load
-from controller.vocab.arns import role_arn
 
 CORPUS = Path(__file__).parent / "corpus"
 SOURCES = CORPUS / "SOURCES.md"
@@ -32,15 +31,14 @@ MIN_ENTRIES = 20
 _FALLBACK_ACCOUNT, _FALLBACK_REGION = "123456789012", "us-east-1"
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
-# Entries that differ only by what another branch of issue 10 fixes in the normaliser; strict, so
-# they must be unmarked once that lands. ``test_marked_entries_differ_only_by_that`` proves that
-# nothing else differs.
+# Entries that hold one of the two answers moto never gives, so the table keeps covering issue 10's
+# items 1 and 2 (``test_entries_for_items_1_and_2_still_hold_them`` checks that they still do):
 # Item 1: ECS answers "enableFaultInjection": false for every task definition registered since
 # 2025, also for those that never set it.
 # Item 2: a bare role name in executionRoleArn is stored by ECS as the role's full ARN.
-_ITEM_1 = "issue 10 item 1: fixed on the normaliser branch"
-_ITEM_2 = "issue 10 item 2: fixed on the normaliser branch"
-XFAIL: dict[str, str] = {
+_ITEM_1 = "issue 10 item 1: enableFaultInjection false in the answer"
+_ITEM_2 = "issue 10 item 2: a bare role name, stored as its ARN"
+ECS_ONLY: dict[str, str] = {
     "07-env-files-ephemeral-storage": _ITEM_1,
     "11-env-files-ec2-awsvpc": _ITEM_1,
     "12-efs-volume-fargate": _ITEM_1,
@@ -57,8 +55,7 @@ def _names() -> list[str]:
 
 
 def _params() -> list[Any]:
-    return [pytest.param(n, id=n, marks=[pytest.mark.xfail(reason=XFAIL[n], strict=True)] if n in XFAIL else [])
-            for n in _names()]
+    return _names()
 
 
 def _where(arn: str) -> tuple[str, str]:
@@ -109,7 +106,7 @@ def test_corpus_is_large_enough_and_every_entry_has_a_source() -> None:
         assert line is not None, f"{name} has no line in SOURCES.md"
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         assert len(cells) == 3 and all(cells), f"{name}: SOURCES.md needs | entry | source | what it exercises |"
-    assert set(XFAIL) <= set(names)
+    assert set(ECS_ONLY) <= set(names)
 
 
 def test_corpus_still_sees_a_real_change() -> None:
@@ -120,22 +117,15 @@ def test_corpus_still_sees_a_real_change() -> None:
     assert diff_values(comparable(described, ctx), comparable(body, ctx)) != []
 
 
-def _as_ecs_stores_it(reason: str, described: dict[str, Any], body: dict[str, Any], ctx: Context) -> None:
-    """What the other branch's rule will do, done by hand for this one entry."""
-    if reason == _ITEM_1:
-        assert described.pop("enableFaultInjection") is False
-    elif reason == _ITEM_2:
-        assert not body["executionRoleArn"].startswith("arn:")
-        body["executionRoleArn"] = role_arn(ctx.partition, ctx.account, "/", body["executionRoleArn"])
-
-
-@pytest.mark.parametrize("name", sorted(XFAIL))
-def test_marked_entries_differ_only_by_that(name: str) -> None:
-    described, _, td, ctx = _pair(name)
-    body = dict(td.body)
-    assert diff_values(comparable(described, ctx), comparable(body, ctx)) != []
-    _as_ecs_stores_it(XFAIL[name], described, body, ctx)
-    assert diff_values(comparable(described, ctx), comparable(body, ctx)) == []
+@pytest.mark.parametrize("name", sorted(ECS_ONLY))
+def test_entries_for_items_1_and_2_still_hold_them(name: str) -> None:
+    """These entries are in sync only because of the rules for items 1 and 2: they still hold what
+    the rule is for, so the table above fails if either rule goes."""
+    described, _, td, _ctx = _pair(name)
+    if ECS_ONLY[name] == _ITEM_1:
+        assert described["enableFaultInjection"] is False and "enableFaultInjection" not in td.body
+    else:
+        assert not td.body["executionRoleArn"].startswith("arn:") and described["executionRoleArn"].startswith("arn:")
 
 
 def test_an_empty_task_role_is_no_task_role_but_a_role_is_one() -> None:

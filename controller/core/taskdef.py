@@ -11,10 +11,10 @@ question for the code that knows the Region and account.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from controller.manifests.rules import unit_amount
 
 # Fields of DescribeTaskDefinition's taskDefinition that RegisterTaskDefinition does not take.
 RESPONSE_ONLY: frozenset[str] = frozenset(
@@ -33,6 +33,17 @@ RESPONSE_ONLY: frozenset[str] = frozenset(
 # Tags are compared on their own (ListTagsForResource), not as part of the definition.
 _NOT_COMPARED = RESPONSE_ONLY | {"tags"}
 
+# ECS's defaults: a field equal to its default means the same as the field left out. ECS answers
+# with them filled in, whether or not they were sent; one table per level of the definition.
+# - Task level: dropped when equal to the default, so a plan never shows a field nobody wrote.
+#   enableFaultInjection: "The default value is false" (RegisterTaskDefinition API reference); since
+#   2025 DescribeTaskDefinition returns it for every task definition.
+TASK_DEFAULTS: dict[str, Any] = {"enableFaultInjection": False}
+# - Container level: filled in (the plan of a new task definition shows them, as ECS will store them).
+#   essential: "If the essential parameter of a container is marked as true ... All tasks must have at
+#   least one essential container" and it defaults to true; cpu: ECS stores 0 when none is given
+#   (ContainerDefinition API reference; the AWS CLI's register-task-definition example output).
+CONTAINER_DEFAULTS: dict[str, Any] = {"essential": True, "cpu": 0}
 # HealthCheck: "interval ... The default value is 30 seconds", "timeout ... default 5",
 # "retries ... default 3" (ECS API reference). ECS returns them filled in.
 _HEALTH_CHECK_DEFAULTS = {"interval": 30, "timeout": 5, "retries": 3}
@@ -43,8 +54,14 @@ _CONTAINER_INTS = ("cpu", "memory", "memoryReservation")
 # taskRoleArn "" and ECS answers without a taskRoleArn (tests/corpus/03-sleep360-empty-task-role).
 _EMPTY_STRING_IS_UNSET = ("taskRoleArn",)
 _SORTED_BY_NAME = ("environment", "secrets", "ulimits")
-_VCPU = re.compile(r"(\d+(?:\.\d+)?)\s*vcpu", re.IGNORECASE)
-_GB = re.compile(r"(\d+(?:\.\d+)?)\s*gb", re.IGNORECASE)
+
+
+def _is_default(key: str, value: Any) -> bool:
+    default = TASK_DEFAULTS.get(key, _NO_DEFAULT)
+    return type(value) is type(default) and value == default
+
+
+_NO_DEFAULT = object()
 
 
 def _is_empty(value: Any) -> bool:
@@ -62,26 +79,17 @@ def _prune(value: Any) -> Any:
     return value
 
 
-def _units(value: Any, pattern: re.Pattern[str]) -> Any:
-    """``"0.25 vCPU"`` -> ``"256"``, ``"1 GB"`` -> ``"1024"``, ``256`` -> ``"256"``."""
+def _units(value: Any, unit: str) -> Any:
+    """``"0.25 vCPU"``/``".25 vCPU"`` -> ``"256"``, ``"1 GB"`` -> ``"1024"``, ``256`` -> ``"256"``."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
         return str(value)
     if not isinstance(value, str):
         return value
-    text = value.strip()
-    if text.isdigit():
-        return str(int(text))
-    match = pattern.fullmatch(text)
-    if match is None:
-        return value
-    try:
-        amount = Decimal(match.group(1)) * 1024
-    except InvalidOperation:  # pragma: no cover - the pattern only lets numbers through
-        return value
-    # A fraction of a unit that is not a whole number of units is left for ECS to refuse.
-    return str(int(amount)) if amount == amount.to_integral_value() else value
+    amount = unit_amount(value, unit)
+    # what ECS cannot read is left as written (validate refuses it)
+    return value if amount is None else str(amount)
 
 
 def _int_if_digits(value: Any) -> Any:
@@ -115,9 +123,7 @@ def _by_name(items: list[Any]) -> list[Any]:
 
 
 def _container(container: Mapping[str, Any], network_mode: str | None) -> dict[str, Any]:
-    out = dict(container)
-    out.setdefault("essential", True)
-    out.setdefault("cpu", 0)
+    out = {**CONTAINER_DEFAULTS, **container}
     for key in _CONTAINER_INTS:
         if key in out:
             out[key] = _int_if_digits(out[key])
@@ -134,14 +140,15 @@ def _container(container: Mapping[str, Any], network_mode: str | None) -> dict[s
 def normalize(td: Mapping[str, Any]) -> dict[str, Any]:
     """The canonical form of a task definition, for comparison only; ``td`` is not modified."""
     out = _prune({key: value for key, value in td.items()
-                  if key not in _NOT_COMPARED and not (key in _EMPTY_STRING_IS_UNSET and value == "")})
+                  if key not in _NOT_COMPARED and not _is_default(key, value)
+                  and not (key in _EMPTY_STRING_IS_UNSET and value == "")})
     network_mode = _network_mode(out)
     if network_mode is not None:
         out["networkMode"] = network_mode
     if "cpu" in out:
-        out["cpu"] = _units(out["cpu"], _VCPU)
+        out["cpu"] = _units(out["cpu"], "vCPU")
     if "memory" in out:
-        out["memory"] = _units(out["memory"], _GB)
+        out["memory"] = _units(out["memory"], "GB")
     if "requiresCompatibilities" in out:
         out["requiresCompatibilities"] = sorted(out["requiresCompatibilities"])
     if "containerDefinitions" in out:

@@ -9,12 +9,21 @@ from controller.core.desired import Context, DesiredTaskDefinition
 from controller.core.plan import Change, FieldChange, diff_values
 from controller.core.state import ActualTaskDefinition
 from controller.core.taskdef import normalize
-from controller.vocab.arns import parameter_name_from_arn, parse_arn
+from controller.vocab.arns import parameter_name_from_arn, parse_arn, role_arn, role_name_from_arn
+
+
+# Given a bare role name, ECS stores arn:PARTITION:iam::ACCOUNT:role/NAME (RegisterTaskDefinition API
+# reference, taskRoleArn: "The short name or full Amazon Resource Name (ARN) of the IAM role").
+ROLE_FIELDS = ("executionRoleArn", "taskRoleArn")
 
 
 def comparable(body: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    """Normalised, with same-Region, same-account parameter ARNs written as names (ECS treats them alike)."""
+    """Normalised, with same-Region, same-account parameter ARNs written as names and role names
+    written as the same-account role ARNs ECS stores for them."""
     out = normalize(body)
+    for field in ROLE_FIELDS:
+        if isinstance(out.get(field), str):
+            out[field] = _role_as_arn(out[field], ctx)
     for container in out.get("containerDefinitions", []):
         for item in container.get("secrets", []):
             item["valueFrom"] = _as_name(item["valueFrom"], ctx)
@@ -22,6 +31,20 @@ def comparable(body: dict[str, Any], ctx: Context) -> dict[str, Any]:
         for item in log.get("secretOptions", []):
             item["valueFrom"] = _as_name(item["valueFrom"], ctx)
     return out
+
+
+def _role_as_arn(role: str, ctx: Context) -> str:
+    """A role name, or an ARN of our own account and partition with any path, as
+    ``arn:PARTITION:iam::ACCOUNT:role/NAME``: a role name is unique in its account whatever its path."""
+    arn = parse_arn(role)
+    if arn is None:
+        if "/" in role or ":" in role:
+            return role
+        return role_arn(ctx.partition, ctx.account, "/", role)
+    if (arn.service == "iam" and arn.partition == ctx.partition and arn.account == ctx.account
+            and arn.resource.startswith("role/")):
+        return role_arn(ctx.partition, ctx.account, "/", role_name_from_arn(arn.resource))
+    return role
 
 
 def _as_name(value_from: str, ctx: Context) -> str:

@@ -108,6 +108,13 @@ def _task_definition(obj: Obj) -> Iterator[Problem]:
         msg = rules.check_container_name(str(container["name"])) if "name" in container else None
         if msg:
             yield obj.problem(("spec", "containerDefinitions", i, "name"), msg)
+        msg = rules.check_image(container["image"]) if "image" in container else None
+        if msg:
+            yield obj.problem(("spec", "containerDefinitions", i, "image"), msg)
+    for field in ("cpu", "memory"):
+        msg = rules.check_task_size(fields[field], field) if field in fields else None
+        if msg:
+            yield obj.problem(("spec", field), msg)
     if spec.executionRole and fields.get("executionRoleArn"):
         yield obj.problem(("spec", "executionRole"), "give executionRole or executionRoleArn, not both")
     if any(True for _ in secret_uses(fields)) and not (spec.executionRole or fields.get("executionRoleArn")):

@@ -15,6 +15,12 @@ Sources (AWS documentation, confirmed while writing these rules):
   names: 1-256 characters of ``[a-zA-Z0-9/_-]``; ``alias/aws/`` is reserved for AWS managed keys.
 - ECS RegisterTaskDefinition ``family`` and ContainerDefinition ``name``: "Up to 255 letters
   (uppercase and lowercase), numbers, underscores, and hyphens are allowed."
+- ECS RegisterTaskDefinition ``cpu``/``memory``: "an integer using CPU units (for example, 1024) or ... a
+  string using vCPUs (for example, 1 vCPU or 1 vcpu) ... String values are converted to an integer";
+  memory likewise in GB. The API reference's own task-size table writes ".25 vCPU"; cfn-lint's
+  maintainers found ECS takes any spacing and case and the leading-dot form (cfn-lint#3514).
+- ECS refuses an empty image: "Container.image should not be null or empty." (ClientException, as
+  quoted in convox/praxis#121).
 - IAM CreateRole (botocore model): ``roleNameType`` 1-64 of ``[\\w+=,.@-]``; ``pathType`` 1-512,
   ``/`` or ``/[\\u0021-\\u007E]+/``. The prose says "through the DEL character (\\u007F)"; we
   follow the model's pattern, which the service enforces, and refuse DEL.
@@ -54,6 +60,48 @@ _ECS_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 _ROLE_PATH = re.compile(r"/(?:[\u0021-\u007E]+/)?")
 _METADATA_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,251}[a-z0-9])?")
+
+
+_UNIT_NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
+_UNIT_PATTERNS = {
+    "vCPU": re.compile(_UNIT_NUMBER + r"\s*vcpu", re.IGNORECASE),
+    "GB": re.compile(_UNIT_NUMBER + r"\s*gb", re.IGNORECASE),
+}
+
+
+def unit_amount(text: str, unit: str) -> int | None:
+    """``"0.25 vCPU"``/``".25 vcpu"`` -> 256, ``"1 GB"`` -> 1024 (``unit`` is ``vCPU`` or ``GB``); a bare
+    integer is returned as it is; ``None`` when ECS would not read it as a whole number of units."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    match = _UNIT_PATTERNS[unit].fullmatch(text)
+    if match is None:
+        return None
+    whole, _, fraction = match.group(1).partition(".")
+    # exact arithmetic: amount * 1024 must be an integer
+    numerator = int(whole or 0) * 10 ** len(fraction) + int(fraction or 0)
+    units, rest = divmod(numerator * 1024, 10 ** len(fraction))
+    return None if rest else units
+
+
+def check_task_size(value: object, field: str) -> str | None:
+    """Task-level ``cpu`` (CPU units or vCPU) and ``memory`` (MiB or GB) as ECS reads them."""
+    if not isinstance(value, str):
+        return None  # the ECS model check reports a wrong type
+    unit = "vCPU" if field == "cpu" else "GB"
+    if unit_amount(value, unit) is not None:
+        return None
+    example = "256, '0.25 vCPU' or '.25 vCPU'" if field == "cpu" else "512, '0.5 GB' or '1 GB'"
+    return (f"ECS cannot read {value!r} as task {field} (a whole number of "
+            f"{'CPU units' if field == 'cpu' else 'MiB'} or a number of {unit}); write e.g. {example}")
+
+
+def check_image(image: object) -> str | None:
+    if isinstance(image, str) and not image.strip():
+        return ("the image is empty, and ECS refuses a task definition without one; give an image such "
+                "as nginx:1.27 or ACCOUNT.dkr.ecr.REGION.amazonaws.com/app:TAG")
+    return None
 
 
 def _describe_char(ch: str) -> str:

@@ -31,6 +31,8 @@ def start(region: str | None) -> Any:
     os.environ.update(_CREDENTIALS)
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # AmazonECSTaskExecutionRolePolicy must exist
     os.environ.setdefault("AWS_DEFAULT_REGION", region or "us-east-1")
+    from controller.sandbox import faithful
+    faithful.install()  # answer as ECS does where it matters (enableFaultInjection, role ARNs, ...)
     mock = mock_aws()
     mock.start()
     say("sandbox: using an embedded, in-memory AWS (moto); nothing leaves this process")
