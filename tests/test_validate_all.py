@@ -194,3 +194,14 @@ def test_an_empty_value_that_can_be_read_is_refused(tmp_path: Path, capsys, monk
     (tmp_path / "m.yaml").write_text(param("a", "/app/a", "{fromEnv: VALIDATE_EMPTY}"))
     code, text = validate(capsys, tmp_path / "m.yaml")
     assert code == 1 and re.search(r"Parameter/a: spec.value.fromEnv: the value is empty", text), text
+
+
+def test_a_json_file_of_a_folder_is_read_and_its_null_said_in_one_line(tmp_path: Path, capsys) -> None:
+    """SPEC: -f FOLDER reads every *.yaml, *.yml and *.json in it."""
+    (tmp_path / "p.json").write_text('{"apiVersion": "ecs-secrets/v1", "kind": "Parameter", '
+                                     '"metadata": {"name": "p"}, "spec": null}\n')
+    (tmp_path / "q.yaml").write_text(param("q", "/app/q", "{generate: {}}"))
+    code, text = validate(capsys, tmp_path)
+    lines = problem_lines(text)
+    assert code == 1 and len(lines) == 1, text
+    assert lines[0].startswith(str(tmp_path / "p.json") + ":1: Parameter/p: spec: is null"), text
