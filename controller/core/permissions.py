@@ -294,7 +294,7 @@ RESOURCES: dict[str, Callable[[Scope], list[Grant]]] = {
     "secrets": lambda s: _grant(s.secrets),
     "declared_roles": lambda s: _grant(s.roles),
     "attaching_roles": lambda s: _grant(s.attaching),
-    "managed_policies": lambda s: _grant(s.managed_policies),
+    "managed_policies": lambda s: _grant(a for a in s.managed_policies if a.startswith(f"arn:{s.target.partition}:")),
     "external_roles": lambda s: _grant(s.external_roles),
     "passed_roles": lambda s: _grant(s.passed_roles),
     "families": lambda s: _grant(_arn(s, "ecs", f"task-definition/{f}:*") for f in s.families),
