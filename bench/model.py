@@ -13,7 +13,8 @@ No-op check, with ownership and drift detection (issue 5)::
 
 Cold create: the same reads find nothing. A tag-filtered listing returns one empty page; absence of the
 N names is proven by name-filtered DescribeParameters (50 names a call) rather than GetParameters
-(10): there is no value to compare yet. Then the writes: N PutParameter (tags go with the create),
+(10): there is no value to compare yet; one iam:GetPolicy proves that the managed policy the roles attach
+(the default, AmazonECSTaskExecutionRolePolicy) exists before anything is written. Then the writes: N PutParameter (tags go with the create),
 3 per role (CreateRole with tags, PutRolePolicy, AttachRolePolicy), R RegisterTaskDefinition.
 
 Update (one new value, one new image): the no-op reads, then 1 PutParameter and 1 RegisterTaskDefinition.
@@ -77,7 +78,8 @@ def cold(n: int, pages: Pages = AWS, account_roles: int | None = None) -> Calls:
     r = roles_for(n)
     describes = pages.describe(0) + math.ceil(n / NAME_FILTER_BATCH) * pages.describe(0)
     reads = Calls({("sts", "GetCallerIdentity"): 1, ("ssm", "DescribeParameters"): describes,
-                   ("ecs", "DescribeTaskDefinition"): r}) + iam_reads(r, pages, account_roles or 0)
+                   ("ecs", "DescribeTaskDefinition"): r, ("iam", "GetPolicy"): 1 if r else 0}) \
+        + iam_reads(r, pages, account_roles or 0)
     writes = Calls({("ssm", "PutParameter"): n, ("iam", "CreateRole"): r, ("iam", "PutRolePolicy"): r,
                     ("iam", "AttachRolePolicy"): r, ("ecs", "RegisterTaskDefinition"): r})
     return reads + writes

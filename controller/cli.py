@@ -133,11 +133,15 @@ def _region(args: argparse.Namespace) -> str:
     return args.region or session.get_config_variable("region") or "us-east-1"
 
 
-def _desired(args: argparse.Namespace, region: str) -> Any:
-    """The manifests as ``Desired``, without any AWS call (no boto3 import either: start-up stays fast)."""
-    from controller.core.desired import desire
-    from controller.manifests import loader
-    return desire(loader.load(args.filename, region=region), args.owner)
+def _desired(args: argparse.Namespace, region: str, sized: bool = False) -> Any:
+    """The manifests as ``Desired``, without any AWS call (no boto3 import either: start-up stays fast);
+    ``sized``: also the values that can be read now against their tiers' size."""
+    import os
+    from pathlib import Path
+
+    from controller.core import validate
+    sources = {"environ": os.environ, "read": lambda p: Path(p).read_text(encoding="utf-8")} if sized else {}
+    return validate.load(args.filename, region, args.owner, **sources)
 
 
 def _load(args: argparse.Namespace, aws: Any) -> Any:
@@ -163,7 +167,7 @@ def _sources(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    desired = _desired(args, _region(args))
+    desired = _desired(args, _region(args), sized=True)
     refs = [o.ref for o in desired.objects]
     if args.output == "json":
         print(json.dumps({"valid": True, "objects": refs}))

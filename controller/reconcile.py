@@ -16,12 +16,12 @@ from controller.aws.apply import Outcome, Report, apply
 from controller.aws.observe import observe
 from controller.aws.session import Aws
 from controller.core import values as values_
-from controller.core.desired import DEFAULT_OWNER, Desired, desire
+from controller.core import validate
+from controller.core.desired import DEFAULT_OWNER, Desired
 from controller.core.diff import make_plan
 from controller.core.plan import Blocker, Plan, block_dependents
 from controller.core.prune import plan_prune
 from controller.core.state import Actual
-from controller.manifests import loader
 from controller.vocab.problems import CheckError, ManifestError, Problem
 from controller.vocab.sensitive import Sensitive
 
@@ -52,7 +52,7 @@ class Result:
 
 def load(path: str, aws: Aws, owner: str = DEFAULT_OWNER) -> Desired:
     """The manifests under ``path`` as desired state; every refusal raised together as ``ManifestError``."""
-    return desire(loader.load(path, region=aws.region), owner)
+    return validate.load(path, aws.region, owner)
 
 
 def resolve_values(desired: Desired, settings: Settings) -> tuple[dict[str, Sensitive], list[Problem]]:

@@ -59,11 +59,12 @@ def test_iam_reads_take_the_cheaper_form(account_roles: int | None, r: int, iam:
 
 
 @pytest.mark.parametrize("n, pages, describes, total", [
-    # reads: sts + tag listing (one empty page) + ceil(N/50) name-filtered + GAAD + R; writes N + 3R + R
-    (100, model.AWS, 3, 1 + 3 + 1 + 10 + 100 + 30 + 10),
-    (1000, model.AWS, 21, 1 + 21 + 1 + 100 + 1000 + 300 + 100),
-    (1000, model.MOTO, 21, 1523),
-    (10000, model.MOTO, 201, 1 + 201 + 1 + 1000 + 10000 + 3000 + 1000),
+    # reads: sts + tag listing (one empty page) + ceil(N/50) name-filtered + GAAD + R + 1 GetPolicy;
+    # writes N + 3R + R
+    (100, model.AWS, 3, 1 + 3 + 1 + 10 + 1 + 100 + 30 + 10),
+    (1000, model.AWS, 21, 1 + 21 + 1 + 100 + 1 + 1000 + 300 + 100),
+    (1000, model.MOTO, 21, 1524),
+    (10000, model.MOTO, 201, 1 + 201 + 1 + 1000 + 1 + 10000 + 3000 + 1000),
 ])
 def test_cold_model(n: int, pages: model.Pages, describes: int, total: int) -> None:
     calls = model.cold(n, pages)

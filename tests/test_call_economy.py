@@ -269,6 +269,10 @@ class _FakeIam:
         self.calls["get_role_policy"] += 1
         return {"PolicyDocument": {"Version": "2012-10-17", "Statement": []}}
 
+    def get_policy(self, PolicyArn: str) -> dict:
+        self.calls["get_policy"] += 1
+        return {"Policy": {"Arn": PolicyArn}}
+
 
 class _FakeAws:
     def __init__(self, iam: _FakeIam) -> None:
@@ -301,3 +305,4 @@ def test_roles_from_one_listing_or_per_role_reads(tmp_path: Path, listing: Any, 
     assert all(r.owned and r.managed == {"arn:aws:iam::aws:policy/x"} and list(r.inline) == ["ecs-secrets"]
                for r in roles.values())
     assert iam.calls["get_role"] == (0 if listed else 4) and iam.calls["get_account_authorization_details"] == 1
+    assert iam.calls["get_policy"] == 1   # the default managed policy, attached nowhere yet: once for all roles

@@ -192,6 +192,7 @@ MAPPING: dict[tuple[str, str], Mapper] = {
     ("iam", "ListRoleTags"): role("iam:ListRoleTags"),
     ("iam", "ListRoles"): star("iam:ListRoles"),
     ("iam", "GetAccountAuthorizationDetails"): star("iam:GetAccountAuthorizationDetails"),
+    ("iam", "GetPolicy"): lambda c, w: [Request("iam:GetPolicy", c.params["PolicyArn"])],
     ("iam", "CreateRole"): _create_role,
     ("iam", "UpdateAssumeRolePolicy"): role("iam:UpdateAssumeRolePolicy"),
     ("iam", "UpdateRole"): role("iam:UpdateRole"),

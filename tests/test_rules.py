@@ -145,9 +145,15 @@ def test_value_size(value: str, tier: str, ok: bool) -> None:
 
 
 def test_value_size_message_names_size_limit_and_fix() -> None:
-    message = check_value_size("\u00e9" * 2049, "Standard")
+    message = check_value_size("\u00e9" * 2049, "Standard", secret=False)
     assert message is not None
     assert "4098 bytes" in message and "4096" in message and "tier: Advanced" in message
+
+
+def test_value_size_message_never_says_the_size_of_a_secret() -> None:
+    message = check_value_size("\u00e9" * 2049, "Standard")
+    assert message is not None and "4098" not in message and "2049" not in message
+    assert "4096" in message and "tier: Advanced" in message
 
 
 def test_value_size_unknown_tier() -> None:

@@ -25,6 +25,30 @@ log = logging.getLogger("ecs_secrets.observe")
 
 def read_roles(aws: Aws, desired: Desired) -> tuple[dict[str, ActualRole], dict[str, str], dict[tuple, str]]:
     """(declared roles that exist by roleName, external role name → ARN, what is missing)."""
+    roles, external, missing = _read_roles(aws, desired)
+    missing.update(_missing_policies(aws.client("iam"), desired, roles))
+    return roles, external, missing
+
+
+def _missing_policies(iam: Any, desired: Desired, roles: dict[str, ActualRole]) -> dict[tuple, str]:
+    """Managed policies to attach that do not exist: found before any write, not by AttachRolePolicy after
+    the parameters and the role were written. One iam:GetPolicy per distinct ARN not attached anywhere
+    already (an attached policy exists); a no-op pass makes none."""
+    attached = {arn for role in roles.values() for arn in role.managed}
+    missing = {}
+    for arn in sorted({arn for role in desired.roles for arn in role.managed} - attached):
+        try:
+            iam.get_policy(PolicyArn=arn)
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchEntity":
+                missing[("policy", arn)] = f"spec.managedPolicyArns: the managed policy {arn} does not exist; " \
+                    "correct the ARN (its partition, account and path) or remove it"
+            else:  # unreadable (an older controller policy without iam:GetPolicy): the attach will tell
+                log.warning("cannot check managed policy %s: %s", arn, error_code(exc))
+    return missing
+
+
+def _read_roles(aws: Aws, desired: Desired) -> tuple[dict[str, ActualRole], dict[str, str], dict[tuple, str]]:
     iam, owner = aws.client("iam"), desired.owner
     if len(desired.roles) >= LIST_MIN_ROLES:
         try:

@@ -4,8 +4,8 @@ botocore (standard mode, ``session.py``) already retries throttling, 5xx and con
 call. On top of it, tenacity retries what botocore does not:
 
 - conflicts: SSM ``TooManyUpdates``, IAM ``ConcurrentModification``;
-- IAM's eventual consistency: ``NoSuchEntity`` on a role this run has just created, and ECS refusing
-  an execution role it cannot see yet;
+- IAM's eventual consistency: ``NoSuchEntity`` on a role this run has just created (not the one for a
+  managed policy that does not exist), and ECS refusing an execution role it cannot see yet;
 - throttling and 5xx that outlasted botocore's attempts (its retry quota is per client).
 
 A write that is not idempotent is never re-sent after an answer that may have been lost: that is
@@ -105,6 +105,13 @@ def call(fn: Callable[..., T], *args: Any, also: Callable[[BaseException], bool]
 
 
 def no_such_entity(exc: BaseException) -> bool:
-    """IAM's eventual consistency: a role created a moment ago is not found yet."""
-    return isinstance(exc, ClientError) and error_code(exc) == "NoSuchEntity"
+    """IAM's eventual consistency: a role created a moment ago is not found yet. Not the NoSuchEntity of
+    AttachRolePolicy for the policy itself ("Policy ARN does not exist or is not attachable."): no wait
+    brings a policy that is not there."""
+    return isinstance(exc, ClientError) and error_code(exc) == "NoSuchEntity" and not no_such_policy(exc)
+
+
+def no_such_policy(exc: BaseException) -> bool:
+    message = str(exc.response.get("Error", {}).get("Message", "")) if isinstance(exc, ClientError) else ""
+    return message.startswith("Policy ") and ("does not exist" in message or "not found" in message)
 

@@ -197,6 +197,15 @@ def files(fields: Mapping[str, Any]) -> tuple[TaskRead, ...]:
 
 def desire(manifest: Manifest, owner: str = DEFAULT_OWNER) -> Desired:
     """The manifests as desired state; a derived policy over IAM's limit is refused here."""
+    desired = build(manifest, owner)
+    problems = policy_problems(desired)
+    if problems:
+        raise ManifestError(problems)
+    return desired
+
+
+def build(manifest: Manifest, owner: str = DEFAULT_OWNER) -> Desired:
+    """The manifests as desired state, unchecked: ``policy_problems`` says what IAM would refuse."""
     parameters = {key: _parameter(o, key[0], owner) for key, o in manifest.declared_parameters.items()}
     tds = {td.ref: _task_definition(td, manifest, owner) for td in manifest.of("TaskDefinition")}
     by_role: dict[str, list[Reference]] = {}
@@ -210,14 +219,15 @@ def desire(manifest: Manifest, owner: str = DEFAULT_OWNER) -> Desired:
                     if o.kind == "ExecutionRole" else tds[o.ref]
                     for o in manifest.objects)
     external = frozenset(t.role for t in tds.values() if t.role and not t.declared_role and not t.role.startswith("arn:"))
-    desired = Desired(manifest.region, owner, objects, parameters, external,
-                      _reads(parameters, tds.values(), manifest.region))
+    return Desired(manifest.region, owner, objects, parameters, external,
+                   _reads(parameters, tds.values(), manifest.region))
+
+
+def policy_problems(desired: Desired) -> list[Problem]:
+    """Derived inline policies over IAM's limit, sized with stand-ins as long as the real ARNs."""
     stand_ins = placeholder_context(desired)
-    problems = [p for r in desired.roles for p in role_policy_problems(
-        r, grants_for(r.references, parameters, stand_ins, r.files).document())]
-    if problems:
-        raise ManifestError(problems)
-    return desired
+    return [p for r in desired.roles for p in role_policy_problems(
+        r, grants_for(r.references, desired.parameters, stand_ins, r.files).document())]
 
 
 def _parameter(obj: Obj, region: str, owner: str) -> DesiredParameter:

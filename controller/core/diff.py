@@ -140,6 +140,8 @@ def _same_key(actual: Actual, region: str, wanted: str, current: str | None) -> 
 def _role(role: DesiredRole, actual: Actual, values: dict) -> Change | None:
     obj, ctx = role.obj, actual.ctx
     assert role.grants is not None, "diff needs the Desired resolved against actual.ctx"
+    for arn in role.managed:
+        _missing(actual, "policy", arn)
     for lookup in sorted(role.grants.lookups & actual.missing.keys()):
         # derived without it, the policy would drop a grant that running tasks still need
         raise Blocked(f"its policy needs what cannot be read: {actual.missing[lookup]}", terminal=False,

@@ -62,5 +62,5 @@ class Actual:
     parameters: dict[tuple[str, str], ActualParameter] = field(default_factory=dict)
     roles: dict[str, ActualRole] = field(default_factory=dict)
     task_definitions: dict[str, ActualTaskDefinition] = field(default_factory=dict)
-    missing: dict[tuple, str] = field(default_factory=dict)   # ("kms"|"ssm"|"secret", region, id) or ("role", name) → why
+    missing: dict[tuple, str] = field(default_factory=dict)   # ("kms"|"ssm"|"secret", region, id), ("role", name) or ("policy", arn) → why
     prune: PruneCandidates | None = None

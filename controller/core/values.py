@@ -40,10 +40,39 @@ def resolve(desired: Desired, environ: Mapping[str, str], read: ReadFile) -> tup
         else:
             raw = source.literal
         value = Sensitive(raw, secret=source.literal is None)
-        msg = rules.check_value_size(raw, p.tier) or (None if raw else "the value is empty; SSM needs "
-                                                      "at least one character")
+        msg = _value_problem(raw, p.tier, secret=source.literal is None)
         if msg:
             problems.append(obj.problem(at, msg))
             continue
         values[obj.name] = value
     return values, problems
+
+
+def check_readable(desired: Desired, environ: Mapping[str, str], read: ReadFile) -> list[Problem]:
+    """``validate``: every ``fromEnv`` that is set and ``fromFile`` that can be read now, against its tier's
+    size. A source not set or not readable here (a laptop without production secrets) is no problem yet:
+    reconcile reads it where it runs. The values are held as ``Sensitive``, so they are scrubbed from
+    whatever is printed after; a message never says a value or its length."""
+    problems = []
+    for p in desired.parameters.values():
+        source = p.source
+        if source is None or (source.fromEnv is None and source.fromFile is None):
+            continue  # generate: nothing to check; literal: ``checks`` sized it already
+        if source.fromEnv is not None:
+            raw = environ.get(source.fromEnv)
+        else:
+            try:
+                raw = read(source.fromFile).removesuffix("\n")
+            except (OSError, UnicodeDecodeError):
+                raw = None
+        if raw is None:
+            continue
+        msg = _value_problem(Sensitive(raw).reveal(), p.tier, secret=True)
+        if msg:
+            problems.append(p.obj.problem(("spec", "value", "fromEnv" if source.fromEnv else "fromFile"), msg))
+    return problems
+
+
+def _value_problem(raw: str, tier: str, secret: bool) -> str | None:
+    return rules.check_value_size(raw, tier, secret=secret) or (
+        None if raw else "the value is empty; SSM needs at least one character")

@@ -61,7 +61,7 @@ def _value(obj: Obj) -> Iterator[Problem]:
         yield obj.problem(at + ("literal",), "a SecureString value never sits in a manifest; use fromEnv, "
                           "fromFile or generate")
         return
-    msg = rules.check_value_size(value.literal, obj.spec.tier)
+    msg = rules.check_value_size(value.literal, obj.spec.tier, secret=False)
     if msg:
         yield obj.problem(at + ("literal",), msg)
 

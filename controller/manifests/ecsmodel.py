@@ -15,6 +15,7 @@ from typing import Any
 import botocore.session
 from botocore.validate import ParamValidator
 
+from controller.manifests import nulls
 from controller.manifests.models import ecs_input
 
 _PART = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
@@ -32,8 +33,28 @@ def problems(fields: dict[str, Any]) -> list[tuple[tuple, str]]:
     out = []
     for kind, name, extra in report._errors:
         path = _path(name) + ((extra["unknown_param"],) if kind == "unknown field" else ())
-        out.append((path, _message(kind, extra)))
+        if kind == "invalid type" and extra.get("param", "") is None:
+            types = [t.split("'")[1] if "'" in t else t for t in extra["valid_types"]]
+            out.append((path, nulls.ecs_hint(types, _required(path))))
+        else:
+            out.append((path, _message(kind, extra)))
     return out
+
+
+def _required(path: tuple) -> bool:
+    """The model's required members, and a container's name and image, which ECS needs though it lists them optional."""
+    shape, parent = _input_shape(), None
+    for part in path:
+        parent = shape
+        shape = shape.member if isinstance(part, int) else shape.members.get(part)
+        if shape is None:
+            return False
+    if isinstance(path[-1], int):
+        return False
+    needed = set(parent.required_members)
+    if parent.name == "ContainerDefinition":
+        needed |= {"name", "image"}
+    return path[-1] in needed
 
 
 def _path(name: str) -> tuple:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from controller.vocab.problems import Problem
 
-SUFFIXES = (".yaml", ".yml")
+SUFFIXES = (".yaml", ".yml", ".json")   # SPEC: every *.yaml/*.yml/*.json of a folder (JSON is YAML)
 
 
 def manifest_files(path: Path, problems: list[Problem]) -> list[Path]:

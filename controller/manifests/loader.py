@@ -10,9 +10,10 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from controller.manifests import checks
+from controller.manifests import nulls as nulls_
 from controller.manifests.documents import Manifest, Obj
 from controller.manifests.files import manifest_files
 from controller.manifests.models import API_VERSION, KINDS
@@ -22,6 +23,19 @@ from controller.vocab.problems import ManifestError, Problem, dotted
 
 def load(path: str | os.PathLike[str], region: str = "us-east-1") -> Manifest:
     """``region``: the controller's Region, where names without an ARN resolve."""
+    manifest, problems = collect(path, region)
+    if problems:
+        raise ManifestError(problems)
+    return manifest
+
+
+def collect(path: str | os.PathLike[str], region: str = "us-east-1") -> tuple[Manifest, list[Problem]]:
+    """Every problem the manifests show, and the objects without one.
+
+    A document that does not parse or type hides nothing in the others: the per-object and
+    cross-object checks run over every object that did load. The returned manifest holds only the
+    objects no problem names, so that later stages (policy sizes, values) can build on it safely.
+    """
     problems: list[Problem] = []
     objects: list[Obj] = []
     files = manifest_files(Path(path), problems)
@@ -30,12 +44,10 @@ def load(path: str | os.PathLike[str], region: str = "us-east-1") -> Manifest:
     if not problems and not objects:
         problems.append(Problem(str(path), 1, None, None, "no manifest documents found; "
                                 f"add documents with apiVersion: {API_VERSION}"))
-    manifest = Manifest(tuple(objects), region)
-    if not problems:
-        problems.extend(checks.check(manifest))
-    if problems:
-        raise ManifestError(problems)
-    return manifest
+    found = checks.check(Manifest(tuple(objects), region))
+    problems.extend(found)
+    named = {(p.file, p.obj) for p in found}
+    return Manifest(tuple(o for o in objects if (o.file, o.ref) not in named), region), problems
 
 
 def _load_file(file: Path, problems: list[Problem]) -> Iterator[Obj]:
@@ -77,16 +89,23 @@ def _typed(file: str, doc: YamlDocument, problems: list[Problem]) -> Obj | None:
     try:
         model = KINDS[kind].model_validate(data)
     except ValidationError as exc:
-        problems.extend(_pydantic_problems(file, doc, ref or f"{kind}/?", exc))
+        problems.extend(_pydantic_problems(file, doc, ref or f"{kind}/?", exc, KINDS[kind]))
         return None
     return Obj(kind, model.metadata.name, file, doc, model)
 
 
-def _pydantic_problems(file: str, doc: YamlDocument, ref: str, exc: ValidationError) -> list[Problem]:
-    out = []
+def _pydantic_problems(file: str, doc: YamlDocument, ref: str, exc: ValidationError,
+                       model: type[BaseModel]) -> list[Problem]:
+    out, nulls = [], set()
     for err in exc.errors(include_input=False, include_url=False):
         path = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        out.append(Problem(file, doc.line_of(path), ref, dotted(path), _hint(err, path)))
+        null = nulls_.null_at(doc.data, path)
+        if null is None:
+            out.append(Problem(file, doc.line_of(path), ref, dotted(path), _hint(err, path)))
+        elif null not in nulls:  # one line per null, however many ways a union could not take it
+            nulls.add(null)
+            required = nulls_.required(model, doc.data, null)
+            out.append(Problem(file, doc.line_of(null), ref, dotted(null), nulls_.hint(err, required)))
     return out
 
 

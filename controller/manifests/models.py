@@ -43,6 +43,9 @@ class ValueSource(Strict):
     @model_validator(mode="after")
     def exactly_one(self) -> "ValueSource":
         given = [k for k in ("fromEnv", "fromFile", "generate", "literal") if getattr(self, k) is not None]
+        nulls = sorted(k for k in self.model_fields_set if getattr(self, k) is None)
+        if not given and nulls:
+            raise ValueError(f"{nulls[0]} is null (YAML reads an empty value, ~ or null so); give it a value")
         if len(given) != 1:
             raise ValueError("give exactly one of fromEnv, fromFile, generate, literal"
                              + (f" (got {', '.join(given)})" if given else ""))

@@ -210,8 +210,9 @@ def check_parameter_arn_length(name: str, region: str, partition: str | None = N
     return None
 
 
-def check_value_size(value: str, tier: str) -> str | None:
-    """Size of a parameter value in UTF-8 bytes against its tier's limit; never echoes the value."""
+def check_value_size(value: str, tier: str, secret: bool = True) -> str | None:
+    """Size of a parameter value in UTF-8 bytes against its tier's limit; never echoes the value, and
+    says the size only of a value that is no secret (a String ``literal``): a length is a leak too."""
     limit = VALUE_LIMITS.get(tier)
     if limit is None:
         return f"unknown tier {tier!r}; use Standard, Advanced or Intelligent-Tiering"
@@ -223,7 +224,8 @@ def check_value_size(value: str, tier: str) -> str | None:
         if tier == "Standard"
         else "keep it in Secrets Manager and reference /aws/reference/secretsmanager/NAME"
     )
-    return f"the value is {size} bytes, over the {tier} tier's limit of {limit} bytes; {hint}"
+    size_text = "is" if secret else f"is {size} bytes,"
+    return f"the value {size_text} over the {tier} tier's limit of {limit} bytes; {hint}"
 
 
 def _check_alias(alias: str) -> str | None:

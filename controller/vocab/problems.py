@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from controller.vocab.sensitive import scrub
+from controller.vocab.sensitive import scrub, scrub_values
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,19 @@ class ControllerError(Exception):
     terminal = True
 
     def __init__(self, message: str) -> None:
-        super().__init__(scrub(message))
+        super().__init__(self._scrub(message))
+
+    @staticmethod
+    def _scrub(message: str) -> str:
+        return scrub(message)
 
 
 class ManifestError(ControllerError):
+    """Our own refusals: they quote names and "did you mean 'value'?" hints, never AWS's echoes of a
+    request, so only the registered secret values are scrubbed, and nothing else is touched."""
+
+    _scrub = staticmethod(scrub_values)
+
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems, key=lambda p: (p.file, p.line))
         n = len(self.problems)

@@ -58,8 +58,11 @@ class Redactor:
                 self._pattern = None
 
     def scrub(self, text: str) -> str:
+        return self.scrub_values(_ECHOED_VALUE.sub(r"\1'***'", text))
+
+    def scrub_values(self, text: str) -> str:
+        """Only the registered values, exactly: for our own messages, which quote names, never values."""
         pattern = self._compiled()
-        text = _ECHOED_VALUE.sub(r"\1'***'", text)
         return pattern.sub(SENSITIVE, text) if pattern else text
 
     def _compiled(self) -> re.Pattern[str] | None:
@@ -78,3 +81,7 @@ REDACTOR = Redactor()
 
 def scrub(text: str) -> str:
     return REDACTOR.scrub(text)
+
+
+def scrub_values(text: str) -> str:
+    return REDACTOR.scrub_values(text)
