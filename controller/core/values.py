@@ -39,7 +39,7 @@ def resolve(desired: Desired, environ: Mapping[str, str], read: ReadFile) -> tup
                 continue
         else:
             raw = source.literal
-        value = Sensitive(raw, secret=source.literal is None)
+        value = Sensitive(raw, secret=not p.literal)  # a literal SecureString is a secret once stored
         msg = rules.check_value_size(raw, p.tier) or (None if raw else "the value is empty; SSM needs "
                                                       "at least one character")
         if msg:

@@ -16,10 +16,11 @@ _MIN_SCRUB_LEN = 4  # shorter values would scrub ordinary words; they are still 
 
 
 class Sensitive:
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "secret")
 
     def __init__(self, value: str, secret: bool = True) -> None:
         self._value = value
+        self.secret = secret  # False only for a literal String value, which a plan may show
         if secret:  # a literal String value from a manifest is held alike but is no secret to scrub
             REDACTOR.add(value)
 
