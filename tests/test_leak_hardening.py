@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 pytest.register_assert_rewrite("faultkit")
-from faultkit import canary, cli, direct, doc, fast_aws, no_backoff  # noqa: E402,F401
+from faultkit import ScriptedProxy, canary, cli, direct, doc, fast_aws, no_backoff  # noqa: E402,F401
 
 FORMATS = [("debug", "text"), ("debug", "json")]
 
@@ -44,12 +44,11 @@ def _literal(name: str, param: str, adopt: bool = False) -> dict:
 
 def _dry_runs(capfd, folder: Path, own: str) -> list[tuple[str, str]]:
     out = []
-    for level, fmt in FORMATS:
-        for output in ("text", "json"):
-            run = cli(capfd, "reconcile", "-f", str(folder), "--owner", own, "--dry-run", "--output", output,
-                      "--log-level", level, "--log-format", fmt)
-            assert run.code == 0, run.text
-            out.append((f"dry-run {output} at {level}/{fmt}", run.text))
+    for (level, fmt), output in zip(FORMATS, ("text", "json")):
+        run = cli(capfd, "reconcile", "-f", str(folder), "--owner", own, "--dry-run", "--output", output,
+                  "--log-level", level, "--log-format", fmt)
+        assert run.code == 0, run.text
+        out.append((f"dry-run {output} at {level}/{fmt}", run.text))
     return out
 
 
@@ -78,3 +77,114 @@ def test_an_owned_securestring_turned_literal_string_never_shows_its_value(fast_
     for where, text in _dry_runs(capfd, folder, own):
         assert_nowhere({value}, text, where)
         assert '"before": "(sensitive value)"' in text or "value: (sensitive value) ->" in text, text
+
+
+# --- 2. every form of a registered value is scrubbed, and nothing else --------------------------
+
+def tricky() -> tuple[str, set[str]]:
+    """A value with every character that escaping changes, and the random pieces between them."""
+    pieces = ["k" + secrets.token_hex(5) for _ in range(8)]
+    glue = ["'", '"', "\\", "\n", "\t", "é", "€"]
+    value = pieces[0] + "".join(g + p for g, p in zip(glue, pieces[1:]))
+    return value, set(pieces)
+
+
+def _in_messages(value: str) -> dict[str, str]:
+    """``value`` as it shows in messages: as AWS echoes it, inside JSON, a URL, XML, a Python literal,
+    a bytes literal (botocore's debug bodies), and one line of it."""
+    from html import escape
+    from urllib.parse import quote, quote_plus
+    body = json.dumps({"Name": "/x", "Value": value})
+    return {
+        "raw": f"1 validation error detected: Value '{value}' at 'value' failed to satisfy constraint",
+        "json": body, "json-utf8": json.dumps({"Value": value}, ensure_ascii=False),
+        "json-in-json": json.dumps({"message": body}), "url": "Value=" + quote(value, safe=""),
+        "url-plus": "Value=" + quote_plus(value), "xml": f"<Message>{escape(value)}</Message>",
+        "xml-quotes": f"<M a='{escape(value, quote=True)}'/>", "repr": repr({"Value": value}),
+        "bytes": repr(body.encode()), "line": "bad line: " + value.splitlines()[1],
+        "first-line": value.splitlines()[0] + " ...",
+    }
+
+
+@pytest.mark.parametrize("form", sorted(_in_messages("x\ny")))
+def test_every_form_of_a_registered_value_is_scrubbed(form: str) -> None:
+    from controller.vocab.sensitive import Sensitive, scrub
+    value, pieces = tricky()
+    Sensitive(value)
+    message = _in_messages(value)[form]
+    scrubbed = scrub(message)
+    assert_nowhere(pieces, scrubbed, form)
+    assert "(sensitive value)" in scrubbed
+
+
+def test_only_registered_values_are_scrubbed() -> None:
+    from controller.vocab.sensitive import Sensitive, scrub
+    Sensitive("k" + secrets.token_hex(6))
+    text = "1 validation error detected: Value 'Standard' at 'tier'; did you mean 'value'? \"x\" é \\n"
+    assert scrub(text) == text
+
+
+def test_a_short_secret_is_scrubbed_only_where_it_stands_alone() -> None:
+    """A 4-7 character secret replaced inside words ("pass" in "password") would tell what it is."""
+    from controller.vocab.sensitive import Sensitive, scrub
+    word = "z" + secrets.token_hex(2)          # 5 characters
+    Sensitive(word)
+    assert scrub(f"x{word}y {word}s") == f"x{word}y {word}s"
+    assert scrub(f"token={word}; '{word}'") == "token=(sensitive value); '(sensitive value)'"
+    assert scrub("(sensitive value)") == "(sensitive value)"
+
+
+@pytest.mark.parametrize("form", [pytest.param(f, marks=() if f in ("raw", "json") else pytest.mark.slow)
+                                  for f in ("raw", "json", "line", "first-line", "xml", "url")])
+def test_what_aws_echoes_of_a_tricky_value_is_scrubbed_everywhere(form: str, fast_aws, tmp_path, capfd,
+                                                                  monkeypatch, no_backoff) -> None:
+    value, pieces = tricky()
+    monkeypatch.setenv("LEAK_TRICKY", value)
+    folder = write(tmp_path / "m", doc("Parameter", "tricky", {"name": "/leak/tricky-" + secrets.token_hex(4),
+                                                              "value": {"fromEnv": "LEAK_TRICKY"}}))
+    forms = _in_messages(value)
+
+    def echo(op, body):
+        assert json.loads(body)["Value"] == value
+        return 400, "ValidationException", forms[form]
+    with ScriptedProxy(fast_aws, script=[("ssm:PutParameter", None, echo)]) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        for level, fmt in FORMATS:
+            run = cli(capfd, "reconcile", "-f", str(folder), "--owner", owner(), "--log-level", level,
+                      "--log-format", fmt)
+            assert run.code == 1 and "ValidationException" in run.err, run.text
+            assert_nowhere(pieces, run.text, f"reconcile, {form} echo, at {level}/{fmt}")
+
+
+def test_status_never_shows_a_piece_of_an_echoed_value() -> None:
+    """/status is JSON: what it shows of an error is the message JSON-escaped."""
+    import urllib.request
+
+    from controller.daemon.httpserver import Endpoints, Server
+    from controller.vocab.sensitive import Sensitive
+    value, pieces = tricky()
+    Sensitive(value)
+    status = {"objects": {"Parameter/tricky": {"state": "failed", "error": _in_messages(value)["raw"]}}}
+    server = Server("127.0.0.1", 0, Endpoints(lambda: b"", lambda: (True, "ok"), lambda: (True, "ok"),
+                                              lambda: status)).start()
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/status", timeout=5).read().decode()
+    finally:
+        server.stop()
+    assert_nowhere(pieces, body, "/status")
+    assert "failed" in body
+
+
+# --- 4. a secret too short to scrub is refused ------------------------------------------------
+
+@pytest.mark.parametrize("short", ["a", "ab", "abc"])
+def test_a_secret_shorter_than_four_characters_is_refused(short: str, fast_aws, tmp_path, capfd,
+                                                           monkeypatch) -> None:
+    monkeypatch.setenv("LEAK_SHORT", short)
+    param = "/leak/short-" + secrets.token_hex(4)
+    folder = write(tmp_path / "m", doc("Parameter", "short", {"name": param, "value": {"fromEnv": "LEAK_SHORT"}}))
+    run = cli(capfd, "reconcile", "-f", str(folder), "--owner", owner())
+    assert run.code == 1 and "at least 4 characters" in run.err, run.text
+    assert not direct("ssm", fast_aws).describe_parameters(
+        ParameterFilters=[{"Key": "Name", "Values": [param]}])["Parameters"]
+

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-from controller.core.desired import Desired
+from controller.core.desired import Desired, DesiredParameter
 from controller.manifests import rules
 from controller.vocab.problems import Problem
-from controller.vocab.sensitive import Sensitive
+from controller.vocab.sensitive import MIN_SECRET_LEN, Sensitive
 
 ReadFile = Callable[[str], str]
 
@@ -39,11 +39,19 @@ def resolve(desired: Desired, environ: Mapping[str, str], read: ReadFile) -> tup
                 continue
         else:
             raw = source.literal
-        value = Sensitive(raw, secret=not p.literal)  # a literal SecureString is a secret once stored
         msg = rules.check_value_size(raw, p.tier) or (None if raw else "the value is empty; SSM needs "
-                                                      "at least one character")
+                                                      "at least one character") or _too_short(raw, p)
         if msg:
             problems.append(obj.problem(at, msg))
             continue
-        values[obj.name] = value
+        values[obj.name] = Sensitive(raw, secret=not p.literal)  # a literal SecureString is a secret once stored
     return values, problems
+
+
+def _too_short(raw: str, p: DesiredParameter) -> str | None:
+    """A secret shorter than ``MIN_SECRET_LEN`` could not be scrubbed from what AWS echoes without
+    replacing ordinary words everywhere, which would tell what it is; so it is refused (no value shown)."""
+    if p.literal or len(raw) >= MIN_SECRET_LEN:
+        return None
+    return (f"a secret value must be at least {MIN_SECRET_LEN} characters (shorter ones cannot be kept "
+            "out of logs and error messages); use a longer value or type: String with a literal")
