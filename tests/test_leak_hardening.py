@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 pytest.register_assert_rewrite("faultkit")
+import faultproxy  # noqa: E402
+from awsops import identify  # noqa: E402
 from faultkit import ScriptedProxy, canary, cli, direct, doc, fast_aws, no_backoff  # noqa: E402,F401
 
 FORMATS = [("debug", "text"), ("debug", "json")]
@@ -188,3 +190,66 @@ def test_a_secret_shorter_than_four_characters_is_refused(short: str, fast_aws, 
     assert not direct("ssm", fast_aws).describe_parameters(
         ParameterFilters=[{"Key": "Name", "Values": [param]}])["Parameters"]
 
+
+# --- 3. a reply to a read that decrypts, which botocore could not parse, is never shown ---------
+
+class _CutReplies(faultproxy.FaultProxy):
+    """Forwards every request; the replies to ssm:GetParameters come back cut off just after the first
+    value, with ``status`` (botocore then takes the whole body as the error message)."""
+
+    def __init__(self, upstream_url: str, status: int) -> None:
+        super().__init__(upstream_url)
+        self.status, self.cut = status, 0
+        self._server.RequestHandlerClass = _CutHandler
+
+
+class _CutHandler(faultproxy._Handler):
+    def do_request(self) -> None:
+        body = self._read_body()
+        path, _, query = self.path.partition("?")
+        op = identify(self.command, path, self.headers, body, query)
+        status, headers, reply = self._forward(body)
+        if (op.service, op.operation) == ("ssm", "GetParameters") and b'"Value"' in reply:
+            end = reply.index(b'"Value"')
+            end = reply.index(b'",', end + 10) + 1
+            self.server.proxy.cut += 1
+            return self._send(self.server.proxy.status, headers, reply[:end])
+        self._send(status, headers, reply)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_request
+
+
+@pytest.mark.parametrize("status", [500, 400, 200])
+def test_a_cut_off_reply_to_a_decrypting_read_is_never_shown(status: int, fast_aws, tmp_path, capfd,
+                                                             monkeypatch, no_backoff) -> None:
+    """botocore's JSON parser makes an unparsable body the error message (parsers.py,
+    BaseJSONParser._parse_body_as_json: "include the literal string as the message")."""
+    value, param, own = canary(), "/leak/cut-" + secrets.token_hex(4), owner()
+    direct("ssm", fast_aws).put_parameter(Name=param, Value=value, Type="SecureString")
+    monkeypatch.setenv("LEAK_CUT", canary())
+    folder = write(tmp_path / "m", {**doc("Parameter", "cut", {"name": param, "value": {"fromEnv": "LEAK_CUT"}}),
+                                    "metadata": {"name": "cut", "adopt": True}})
+    with _CutReplies(fast_aws, status) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        for level, fmt in FORMATS:
+            run = cli(capfd, "reconcile", "-f", str(folder), "--owner", own, "--dry-run", "--log-level", level,
+                      "--log-format", fmt)
+            assert run.code == 1, run.text
+            assert "not shown" in run.err, run.text
+            assert_nowhere({value}, run.text, f"a cut-off GetParameters reply ({status}) at {level}/{fmt}")
+    assert proxy.cut >= 2
+
+
+def test_a_well_formed_error_of_a_decrypting_read_keeps_its_message() -> None:
+    from types import SimpleNamespace
+
+    from controller.aws import decrypting
+    model = SimpleNamespace(name="GetParameters", service_model=SimpleNamespace(service_name="ssm"))
+    denied = json.dumps({"__type": "AccessDeniedException", "message": "not authorized to perform kms:Decrypt"})
+    parsed = {"Error": {"Code": "AccessDeniedException", "Message": "not authorized to perform kms:Decrypt"}}
+    decrypting.guard(SimpleNamespace(status_code=400, content=denied.encode()), parsed, model)
+    assert parsed["Error"]["Message"] == "not authorized to perform kms:Decrypt"
+    full = json.dumps({"Parameters": [{"Name": "/x", "Value": "v"}], "__type": "X", "message": "m"})
+    parsed = {"Error": {"Code": "X", "Message": "m"}}
+    decrypting.guard(SimpleNamespace(status_code=500, content=full.encode()), parsed, model)
+    assert parsed["Error"] == {"Code": "X", "Message": decrypting.NOT_SHOWN}
