@@ -122,7 +122,7 @@ def test_every_form_of_a_registered_value_is_scrubbed(form: str) -> None:
 def test_only_registered_values_are_scrubbed() -> None:
     from controller.vocab.sensitive import Sensitive, scrub
     Sensitive("k" + secrets.token_hex(6))
-    text = "1 validation error detected: Value 'Standard' at 'tier'; did you mean 'value'? \"x\" é \\n"
+    text = "1 validation error detected: Value 'Standard' at 'tier'; did you mean 'value'? \"x\" é \n"
     assert scrub(text) == text
 
 
@@ -253,3 +253,56 @@ def test_a_well_formed_error_of_a_decrypting_read_keeps_its_message() -> None:
     parsed = {"Error": {"Code": "X", "Message": "m"}}
     decrypting.guard(SimpleNamespace(status_code=500, content=full.encode()), parsed, model)
     assert parsed["Error"] == {"Code": "X", "Message": decrypting.NOT_SHOWN}
+
+
+# --- 4. no core dump holds a value ----------------------------------------------------------
+
+def test_the_cli_allows_no_core_dump(tmp_path) -> None:
+    """RLIMIT_CORE 0 and PR_SET_DUMPABLE 0 (prctl(2): a non-dumpable process writes no core dump and
+    cannot be attached to by other processes of its user), checked in a process of its own that ran
+    a command."""
+    import subprocess
+    import sys
+    check = ("import ctypes, resource, sys\n"
+             "from controller.cli import main\n"
+             "main(['schema'])\n"
+             "dumpable = ctypes.CDLL(None).prctl(3, 0, 0, 0, 0) if sys.platform.startswith('linux') else 0\n"
+             "print('RESULT', resource.getrlimit(resource.RLIMIT_CORE), dumpable, file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert "RESULT (0, 0) 0" in done.stderr, done.stderr[-2000:]
+
+
+def _core_pattern() -> str:
+    try:
+        return Path("/proc/sys/kernel/core_pattern").read_text().strip()
+    except OSError:
+        return "|"
+
+
+@pytest.mark.skipif(_core_pattern().startswith("|") or "/" in _core_pattern(),
+                    reason="cores go to a handler or elsewhere, not to the working directory")
+@pytest.mark.parametrize("hardened", [False, True], ids=["control", "hardened"])
+def test_a_sigquit_leaves_no_core_file(hardened: bool, tmp_path) -> None:
+    """With the hard limit allowing cores, SIGQUIT writes one, unless the CLI's start-up ran first."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    check = ("import resource, sys, time\n"
+             "resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))\n"
+             "from controller.cli import no_core_dumps\n"
+             + ("no_core_dumps()\n" if hardened else "") +
+             "secret = 'k' + 'core-canary' * 3\n"
+             "print('ready', flush=True)\n"
+             "time.sleep(30)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", check], cwd=tmp_path, stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGQUIT)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGQUIT
+    cores = list(tmp_path.glob("core*"))
+    for core in cores:
+        core.unlink()   # tens of MB: not kept with the test's folder
+    assert bool(cores) is not hardened, cores
