@@ -94,9 +94,9 @@ def no_core_dumps() -> None:
     """A core dump (SIGQUIT, SIGSEGV) would hold every value in memory: allow none, and make the process
     non-dumpable, which also keeps other processes of the same user from attaching to it or reading its
     memory through /proc. Linux only for the second (prctl); elsewhere the limit alone."""
-    try:
+    try:   # the soft limit is the one the kernel applies; the hard one is left for whoever runs us
         import resource
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
     except (ImportError, ValueError, OSError):  # no resource module (Windows), or the limit cannot be set
         pass
     if sys.platform.startswith("linux"):
