@@ -90,7 +90,28 @@ def _run_parser(run: argparse.ArgumentParser) -> None:
     run.set_defaults(log_level="info")  # a daemon says what it does: each reconcile, each write, each state change
 
 
+def no_core_dumps() -> None:
+    """A core dump (SIGQUIT, SIGSEGV) would hold every value in memory: allow none, and make the process
+    non-dumpable, which also keeps other processes of the same user from attaching to it or reading its
+    memory through /proc. Linux only for the second (prctl); elsewhere the limit alone."""
+    try:   # the soft limit is the one the kernel applies; the hard one is left for whoever runs us
+        import resource
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    except (ImportError, ValueError, OSError):  # no resource module (Windows), or the limit cannot be set
+        pass
+    if sys.platform.startswith("linux"):
+        import ctypes
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
+_PR_SET_DUMPABLE = 4  # <linux/prctl.h>
+
+
 def main(argv: list[str] | None = None) -> int:
+    no_core_dumps()
     args = parser().parse_args(argv)
     from controller import logs
     logs.setup(args.log_format, args.log_level)

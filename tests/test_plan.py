@@ -36,7 +36,7 @@ def ctx() -> d.Context:
 
 
 def values() -> dict[str, Sensitive]:
-    return {"db-password": Sensitive("pw-canary-7f3a9"), "log-level": Sensitive("info")}
+    return {"db-password": Sensitive("pw-canary-7f3a9"), "log-level": Sensitive("info", secret=False)}
 
 
 def empty() -> Actual:

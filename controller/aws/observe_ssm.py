@@ -108,8 +108,10 @@ class _Values:
 
     def _get(self, names: list[str]) -> dict[str, Sensitive]:
         found = self.ssm.get_parameters(Names=names, WithDecryption=True)["Parameters"]
-        return {p["Name"]: Sensitive(p["Value"], secret=self.n.declared[p["Name"]].source.literal is None)
-                for p in found}
+        # a value is shown only when it is a String now and the manifest says it is a literal String;
+        # one that is a SecureString (decrypted here) is a secret whatever the manifest says
+        return {p["Name"]: Sensitive(p["Value"], secret=p.get("Type") == "SecureString"
+                                     or not self.n.declared[p["Name"]].literal) for p in found}
 
     def get(self, name: str) -> Sensitive | None:
         return self.found.get(name)

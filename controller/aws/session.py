@@ -19,8 +19,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from controller.aws import decrypting, ratelimit
 from controller.aws import guard as guard_
-from controller.aws import ratelimit
 
 THROTTLING = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
                         "TooManyRequestsException", "RequestThrottled", "RequestThrottledException"})
@@ -64,6 +64,7 @@ class Aws:
                 client.meta.events.register("before-send", partial(self._throttle, service))
                 client.meta.events.register("before-send", self._guard)  # after the rate limiter's wait
                 client.meta.events.register("after-call", self._after_call)
+                client.meta.events.register("after-call", decrypting.guard)  # before the error is raised
                 client.meta.events.register("after-call-error", partial(self._after_call_error, service))
                 self._clients[key] = client
             return self._clients[key]

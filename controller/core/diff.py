@@ -11,7 +11,7 @@ from controller.core.plan import Blocker, Change, FieldChange, Plan, block_depen
 from controller.core.state import Actual, ActualParameter
 from controller.core.taskdef_diff import task_definition_change
 from controller.vocab import policy
-from controller.vocab.sensitive import Sensitive
+from controller.vocab.sensitive import SENSITIVE, Sensitive
 from controller.vocab.taskreads import s3_object
 
 
@@ -107,7 +107,7 @@ def _parameter_update(obj: Any, put: ops.PutParameter, cur: ActualParameter, act
     if put.description is not None and put.description != (cur.description or ""):
         fields.append(FieldChange("description", cur.description, put.description))
     if put.value is not None and put.value != cur.value:
-        fields.append(_value_field(put, cur.value))
+        fields.append(_value_field(put, cur.value, was_secret=cur.type == "SecureString"))
     write_value = bool(fields)
     retag = not cur.tags_in_sync or not cur.owned
     if retag:
@@ -119,8 +119,12 @@ def _parameter_update(obj: Any, put: ops.PutParameter, cur: ActualParameter, act
     return Change("Parameter", obj.name, "update", tuple(fields), op)
 
 
-def _value_field(put: ops.PutParameter, before: Sensitive | None) -> FieldChange:
-    """A literal String value may be shown; every other value only as (sensitive value)."""
+def _value_field(put: ops.PutParameter, before: Sensitive | None, was_secret: bool = False) -> FieldChange:
+    """A literal String value may be shown; every other value only as (sensitive value). Over what is, or
+    was read as, a secret (a SecureString), both sides are sensitive: the old value must not show, and
+    a literal replacing a secret is often the same secret in the clear."""
+    if was_secret or (before is not None and before.secret):
+        return FieldChange("value", SENSITIVE, SENSITIVE, True)
     if put.literal and before is not None:
         return FieldChange("value", before.reveal(), put.value.reveal())
     if put.literal:

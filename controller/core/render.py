@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from controller.core.plan import Blocker, Change, Plan, show
+from controller.vocab.sensitive import scrub
 
 SYMBOL = {"create": "+", "update": "~", "delete": "-"}
 
@@ -21,7 +22,7 @@ def text(plan: Plan) -> str:
     if plan.blockers:
         lines.append("")
     lines.append(summary_line(plan))
-    return "\n".join(lines)
+    return scrub("\n".join(lines))   # a second line of defence: no registered secret, whatever a field holds
 
 
 def summary_line(plan: Plan) -> str:
@@ -72,4 +73,4 @@ def _blocker(b: Blocker) -> dict[str, Any]:
 
 
 def as_json(plan: Plan) -> str:
-    return json.dumps(as_dict(plan), indent=2, sort_keys=False, default=str)
+    return scrub(json.dumps(as_dict(plan), indent=2, sort_keys=False, default=str))

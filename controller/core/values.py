@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-from controller.core.desired import Desired
+from controller.core.desired import Desired, DesiredParameter
 from controller.manifests import rules
 from controller.vocab.problems import Problem
-from controller.vocab.sensitive import Sensitive
+from controller.vocab.sensitive import MIN_SECRET_LEN, Sensitive
 
 ReadFile = Callable[[str], str]
 
@@ -39,12 +39,12 @@ def resolve(desired: Desired, environ: Mapping[str, str], read: ReadFile) -> tup
                 continue
         else:
             raw = source.literal
-        value = Sensitive(raw, secret=source.literal is None)
-        msg = _value_problem(raw, p.tier, secret=source.literal is None)
+        # sized before it is registered with the redactor (a huge value must not be expanded into its forms)
+        msg = _value_problem(raw, p.tier, secret=not p.literal) or _too_short(raw, p)
         if msg:
             problems.append(obj.problem(at, msg))
             continue
-        values[obj.name] = value
+        values[obj.name] = Sensitive(raw, secret=not p.literal)  # a literal SecureString is a secret once stored
     return values, problems
 
 
@@ -67,7 +67,8 @@ def check_readable(desired: Desired, environ: Mapping[str, str], read: ReadFile)
                 raw = None
         if raw is None:
             continue
-        msg = _value_problem(Sensitive(raw).reveal(), p.tier, secret=True)
+        msg = _value_problem(raw, p.tier, secret=True) or _too_short(raw, p)
+        Sensitive(raw)  # registered, so that nothing printed after shows it
         if msg:
             problems.append(p.obj.problem(("spec", "value", "fromEnv" if source.fromEnv else "fromFile"), msg))
     return problems
@@ -76,3 +77,12 @@ def check_readable(desired: Desired, environ: Mapping[str, str], read: ReadFile)
 def _value_problem(raw: str, tier: str, secret: bool) -> str | None:
     return rules.check_value_size(raw, tier, secret=secret) or (
         None if raw else "the value is empty; SSM needs at least one character")
+
+
+def _too_short(raw: str, p: DesiredParameter) -> str | None:
+    """A secret shorter than ``MIN_SECRET_LEN`` could not be scrubbed from what AWS echoes without
+    replacing ordinary words everywhere, which would tell what it is; so it is refused (no value shown)."""
+    if p.literal or len(raw) >= MIN_SECRET_LEN:
+        return None
+    return (f"a secret value must be at least {MIN_SECRET_LEN} characters (shorter ones cannot be kept "
+            "out of logs and error messages); use a longer value or type: String with a literal")

@@ -8,18 +8,24 @@ records, error messages and AWS replies that echo it are scrubbed before anyone 
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import threading
+from urllib.parse import quote, quote_plus
 
 SENSITIVE = "(sensitive value)"
-_MIN_SCRUB_LEN = 4  # shorter values would scrub ordinary words; they are still never printed by us
+MIN_SECRET_LEN = 4          # a secret value is at least this long (core.values refuses shorter ones)
+SCRUB_ANYWHERE_LEN = 8      # shorter forms are replaced only where they stand alone, not inside a word
+_MAX_FORMS_LEN = 65536      # past any size SSM or Secrets Manager stores: refused before it is sent
 
 
 class Sensitive:
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "secret")
 
     def __init__(self, value: str, secret: bool = True) -> None:
         self._value = value
+        self.secret = secret  # False only for a literal String value, which a plan may show
         if secret:  # a literal String value from a manifest is held alike but is no secret to scrub
             REDACTOR.add(value)
 
@@ -42,39 +48,86 @@ class Sensitive:
 
 
 class Redactor:
-    """Replaces every registered secret value in a text."""
+    """Replaces every registered secret value, in every form it can take in a message, in a text.
+
+    ``forms`` lists those forms; ``scrub`` replaces each exactly, longest first. Nothing but a registered
+    value (or one of its forms) is ever replaced.
+    """
 
     def __init__(self) -> None:
         self._values: set[str] = set()
+        self._forms: set[str] = set()
         self._lock = threading.Lock()
-        self._pattern: re.Pattern[str] | None = None
+        self._compiled: tuple[list[str], re.Pattern[str] | None] | None = None
 
     def add(self, value: str) -> None:
-        if len(value) < _MIN_SCRUB_LEN:
+        if len(value) < MIN_SECRET_LEN:
             return
         with self._lock:
             if value not in self._values:
                 self._values.add(value)
-                self._pattern = None
+                self._forms |= forms(value)
+                self._compiled = None
 
     def scrub(self, text: str) -> str:
-        return self.scrub_values(_ECHOED_VALUE.sub(r"\1'***'", text))
+        anywhere, alone = self._matchers()
+        for form in anywhere:        # longest first: a form inside a longer one is replaced with it
+            if form in text:
+                text = text.replace(form, SENSITIVE)
+        if alone is not None:
+            text = alone.sub(SENSITIVE, text)   # the marker is replaced by itself
+        return text
 
     def scrub_values(self, text: str) -> str:
-        """Only the registered values, exactly: for our own messages, which quote names, never values."""
-        pattern = self._compiled()
-        return pattern.sub(SENSITIVE, text) if pattern else text
+        """For our own messages (which quote names, never values): the same exact replacement of the
+        registered values' forms as ``scrub``, kept as its own name for the validation messages."""
+        return self.scrub(text)
 
-    def _compiled(self) -> re.Pattern[str] | None:
+    def _matchers(self) -> tuple[list[str], re.Pattern[str] | None]:
         with self._lock:
-            if self._pattern is None and self._values:
-                longest_first = sorted(self._values, key=len, reverse=True)
-                self._pattern = re.compile("|".join(re.escape(v) for v in longest_first))
-            return self._pattern
+            if self._compiled is None:
+                ordered = sorted(self._forms, key=lambda f: (-len(f), f))
+                short = [f for f in ordered if len(f) < SCRUB_ANYWHERE_LEN]
+                # the marker first, so that a short secret that is a word of it leaves it alone
+                alone = re.compile(re.escape(SENSITIVE) + r"|(?<!\w)(?:" + "|".join(map(re.escape, short))
+                                   + r")(?!\w)") if short else None
+                self._compiled = ([f for f in ordered if len(f) >= SCRUB_ANYWHERE_LEN], alone)
+            return self._compiled
 
 
-# AWS validation messages echo request values: "Value 'hunter2' at 'value' failed to satisfy ..."
-_ECHOED_VALUE = re.compile(r"((?:[Vv]alue|[Pp]arameter value)\s*)'[^']*'", re.DOTALL)
+def forms(value: str) -> set[str]:
+    """Every form ``value`` can take in a message, each at least ``MIN_SECRET_LEN`` long: as it is and each
+    of its lines (an echo may quote one line); each of those JSON-escaped (ASCII or not), URL-encoded,
+    XML-escaped and escaped as a Python literal; and each of those escaped once more (a JSON body inside
+    the repr of a bytes object, a URL-encoded JSON document)."""
+    pieces = {value}
+    if len(value) <= _MAX_FORMS_LEN:
+        pieces |= {line for line in re.split(r"\r\n|\r|\n", value)} | {line.strip() for line in value.splitlines()}
+    out = set(pieces)
+    for piece in pieces:
+        if len(piece) > _MAX_FORMS_LEN:
+            continue
+        once = _escaped(piece)
+        out |= once
+        for form in once - {piece}:
+            out |= _escaped(form)
+    return {f for f in out if len(f) >= MIN_SECRET_LEN}
+
+
+def _escaped(text: str) -> set[str]:
+    """``text`` escaped once, in each way a message may carry it."""
+    xml = html.escape(text, quote=False)
+    single = repr(text + "'\"")[1:-4]          # a Python literal quoted with ': ' escaped, " not
+    bare = single.replace("\\'", "'")          # ... quoted with ", or part of a longer literal
+    return {
+        json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1],
+        quote(text, safe=""), quote(text, safe="/"), quote_plus(text, safe=""),
+        xml, html.escape(text, quote=True),
+        xml.replace('"', "&quot;").replace("'", "&apos;"), xml.replace('"', "&#34;").replace("'", "&#39;"),
+        repr(text.encode("utf-8"))[2:-1],         # inside a bytes literal, as botocore logs bodies
+        single, bare, bare.replace('"', '\\"'),
+    }
+
 
 REDACTOR = Redactor()
 
