@@ -11,6 +11,7 @@ import json
 import secrets
 from pathlib import Path
 
+import boto3
 import pytest
 
 pytest.register_assert_rewrite("faultkit")
@@ -186,3 +187,76 @@ def test_prune_never_deregisters_a_revision_a_service_uses(account: Account, cap
     again = cli(capfd, "reconcile", "-f", str(account.folder), "--owner", account.owner, "--prune", "--dry-run",
                 "--detailed-exitcode")
     assert again.code == 0, again.text   # the used revision is not a pending deletion
+
+
+# --- other Regions, and roles that revisions run as ------------------------------------------------
+
+OTHER = "eu-west-1"
+
+
+def _regional(moto_url: str, service: str, region: str):
+    return boto3.client(service, endpoint_url=moto_url, region_name=region,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def _parameter_in(account: Account, short: str, region: str, deletion: str = "Delete") -> dict:
+    return doc("Parameter", short, {"name": account.name(short), "type": "String", "region": region,
+                                    "deletionPolicy": deletion, "value": {"literal": f"value of {short}"}})
+
+
+def _names_in(account: Account, region: str) -> set[str]:
+    ssm = _regional(account.moto_url, "ssm", region)
+    filters = [{"Key": "Name", "Option": "BeginsWith", "Values": [f"/prune-{account.tag}/"]}]
+    return {p["Name"].rsplit("/", 1)[1] for p in ssm.describe_parameters(ParameterFilters=filters)["Parameters"]}
+
+
+def test_never_prunes_a_parameter_an_active_revision_in_another_region_reads(account: Account, capfd) -> None:
+    """A revision reads a parameter of its own Region by name and one of any other Region by full ARN
+    (ECS API reference, Secret.valueFrom: "If the parameter exists in a different Region, then the
+    full ARN must be specified"). The in-use scan covers every Region the manifests touch."""
+    anchors = (account.parameter("anchor", "Retain"), _parameter_in(account, "anchor-eu", OTHER, "Retain"))
+    assert account.reconcile(capfd, *anchors, _parameter_in(account, "read-there", OTHER),
+                             account.parameter("read-from-there"), _parameter_in(account, "unread-eu", OTHER)).code == 0
+    ecs = _regional(account.moto_url, "ecs", OTHER)
+    theirs = ecs.register_task_definition(   # not ours, in eu-west-1
+        family=account.family("theirs-eu"), executionRoleArn="arn:aws:iam::123456789012:role/x",
+        containerDefinitions=[{"name": "c", "image": "nginx", "memory": 64, "secrets": [
+            {"name": "A", "valueFrom": account.name("read-there")},
+            {"name": "B", "valueFrom": f"arn:aws:ssm:us-east-1:123456789012:parameter{account.name('read-from-there')}"}]}])
+
+    run = account.reconcile(capfd, *anchors, extra=PRUNE)
+
+    assert run.code == 0, run.text
+    assert _names_in(account, OTHER) == {"anchor-eu", "read-there"}
+    assert account.parameters() == {"anchor", "read-from-there"}
+    ecs.deregister_task_definition(taskDefinition=theirs["taskDefinition"]["taskDefinitionArn"])
+    assert account.reconcile(capfd, *anchors, extra=PRUNE).code == 0
+    assert _names_in(account, OTHER) == {"anchor-eu"} and account.parameters() == {"anchor"}
+
+
+@pytest.mark.parametrize("field,form,region", [("executionRoleArn", "arn", "us-east-1"),
+                                               ("taskRoleArn", "name", OTHER),
+                                               ("executionRoleArn", "upper-case arn with a path", OTHER)])
+def test_never_prunes_a_role_an_active_revision_runs_as(field: str, form: str, region: str,
+                                                        account: Account, capfd) -> None:
+    """ECS API reference, RegisterTaskDefinition: taskRoleArn is "the short name or full ARN" of the
+    role, executionRoleArn its ARN; IAM role names are unique regardless of case (IAM User Guide,
+    "IAM identifiers"), so a name is matched case-insensitively."""
+    anchors = (account.parameter("anchor", "Retain"), _parameter_in(account, "anchor-eu", OTHER, "Retain"))
+    role = f"prune-{account.tag}-runs"
+    declared = doc("ExecutionRole", "runs", {"roleName": role, "deletionPolicy": "Delete", "managedPolicyArns": []})
+    assert account.reconcile(capfd, *anchors, declared).code == 0
+    named = {"arn": f"arn:aws:iam::123456789012:role/{role}", "name": role,
+             "upper-case arn with a path": f"arn:aws:iam::123456789012:role/team/{role.upper()}"}[form]
+    ecs = _regional(account.moto_url, "ecs", region)
+    theirs = ecs.register_task_definition(family=account.family("theirs-role"), **{field: named},
+                                          containerDefinitions=[{"name": "c", "image": "nginx", "memory": 64}])
+
+    run = account.reconcile(capfd, *anchors, extra=PRUNE)
+
+    assert run.code == 0, run.text
+    assert "ExecutionRole" not in run.out
+    assert account.iam.get_role(RoleName=role)["Role"]["RoleName"] == role
+    ecs.deregister_task_definition(taskDefinition=theirs["taskDefinition"]["taskDefinitionArn"])
+    assert account.reconcile(capfd, *anchors, extra=PRUNE).code == 0
+    assert role not in {r["RoleName"] for r in account.iam.list_roles()["Roles"]}

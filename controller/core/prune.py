@@ -24,7 +24,7 @@ def plan_prune(desired: Desired, actual: Actual, max_deletions: int) -> list[Cha
     changes += [Change("ExecutionRole", r.name, "delete",
                        (FieldChange("roleName", r.name, None),),
                        ops.DeleteRole(r.name, tuple(sorted(r.inline)), tuple(sorted(r.managed))))
-                for r in candidates.roles if r.name not in wanted_roles]
+                for r in candidates.roles if r.name not in wanted_roles and r.name.lower() not in candidates.roles_in_use]
     changes += [Change("TaskDefinition", family, "delete",
                        tuple(FieldChange(f"revision {family}:{rev}", "ACTIVE", "INACTIVE") for rev in revs),
                        ops.DeregisterFamily(family, tuple(revs)))
