@@ -33,15 +33,16 @@ CONNECT, READ, LATE = 4, 2, 4.5
 
 
 @pytest.fixture
-def late(fast_aws: str, monkeypatch: pytest.MonkeyPatch):
+def late(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """Every client of the CLI has short timeouts and talks to moto through the proxy."""
+    moto_url = request.getfixturevalue("fast_aws")
     real = Aws.__init__
 
     def quick(self, *args, **kwargs) -> None:
         real(self, *args, **kwargs)
         self.config = self.config.merge(Config(connect_timeout=CONNECT, read_timeout=READ))
     monkeypatch.setattr(Aws, "__init__", quick)
-    with FaultProxy(fast_aws) as proxy:
+    with FaultProxy(moto_url) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         yield proxy
 
@@ -59,8 +60,7 @@ def _write(folder: Path, *docs: dict) -> str:
     return str(folder)
 
 
-def test_a_registration_acted_on_after_the_read_timeout_makes_one_revision(late: FaultProxy, tmp_path: Path,
-                                                                         fast_aws: str, capfd) -> None:
+def test_a_registration_acted_on_after_the_read_timeout_makes_one_revision(late: FaultProxy, tmp_path: Path, capfd) -> None:
     tag = secrets.token_hex(3)
     family = f"late-{tag}"
     td = doc("TaskDefinition", "web", {"family": family, "containerDefinitions": [
@@ -72,7 +72,7 @@ def test_a_registration_acted_on_after_the_read_timeout_makes_one_revision(late:
     assert run.code == 0, run.text
     _all_forwarded(late)
     assert late.injected == [("ecs", "RegisterTaskDefinition", "late")]
-    ecs = direct("ecs", fast_aws)
+    ecs = direct("ecs", late.upstream_url)
     arns = ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
     assert [a.rsplit("/", 1)[1] for a in arns] == [f"{family}:1"]
     tags = ecs.list_tags_for_resource(resourceArn=arns[0])["tags"]
@@ -80,8 +80,7 @@ def test_a_registration_acted_on_after_the_read_timeout_makes_one_revision(late:
 
 
 @pytest.mark.slow
-def test_an_overwrite_acted_on_after_the_read_timeout_makes_one_version(late: FaultProxy, tmp_path: Path,
-                                                                      fast_aws: str, capfd,
+def test_an_overwrite_acted_on_after_the_read_timeout_makes_one_version(late: FaultProxy, tmp_path: Path, capfd,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     tag = secrets.token_hex(3)
     name, variable = f"/late-{tag}/token", f"LATE_{tag.upper()}"
@@ -98,6 +97,6 @@ def test_an_overwrite_acted_on_after_the_read_timeout_makes_one_version(late: Fa
     assert run.code == 0, run.text
     _all_forwarded(late)
     assert late.injected == [("ssm", "PutParameter", "late")]
-    got = direct("ssm", fast_aws).get_parameter(Name=name, WithDecryption=True)["Parameter"]
+    got = direct("ssm", late.upstream_url).get_parameter(Name=name, WithDecryption=True)["Parameter"]
     assert got["Version"] == 2 and got["Value"] == second
     assert first not in run.text and second not in run.text
