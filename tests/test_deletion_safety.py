@@ -152,7 +152,7 @@ def _service(account: Account, family_revision: str) -> str:
 def test_keep_revisions_never_deregisters_a_revision_a_service_uses(scope: str, account: Account, capfd) -> None:
     assert account.reconcile(capfd, account.task_definition("web", keep=1)).code == 0
     cluster = _service(account, f"{account.family('web')}:1")
-    extra = ("--cluster", cluster) if scope == "its-cluster" else ()
+    extra = PRUNE + (("--cluster", cluster) if scope == "its-cluster" else ())
 
     for env in ("2", "3"):
         run = account.reconcile(capfd, account.task_definition("web", keep=1, env=env), extra=extra)
@@ -168,7 +168,7 @@ def test_keep_revisions_deregisters_when_the_service_is_in_another_cluster(accou
     other = f"prune-{account.tag}-other"
     account.ecs.create_cluster(clusterName=other)
 
-    run = account.reconcile(capfd, account.task_definition("web", keep=1, env="2"), extra=("--cluster", other))
+    run = account.reconcile(capfd, account.task_definition("web", keep=1, env="2"), extra=PRUNE + ("--cluster", other))
 
     assert run.code == 0, run.text
     assert account.active("web") == [2]
@@ -187,6 +187,49 @@ def test_prune_never_deregisters_a_revision_a_service_uses(account: Account, cap
     again = cli(capfd, "reconcile", "-f", str(account.folder), "--owner", account.owner, "--prune", "--dry-run",
                 "--detailed-exitcode")
     assert again.code == 0, again.text   # the used revision is not a pending deletion
+
+
+def test_keep_revisions_deregisters_only_with_prune_and_within_max_deletions(account: Account, capfd) -> None:
+    """SPEC, "Ownership and deletion": deletion happens only with --prune, and keepRevisions'
+    deregistrations count against --max-deletions like every other deletion (one per revision)."""
+    web = account.task_definition("web", keep=1)
+    assert account.reconcile(capfd, web).code == 0
+    described = account.ecs.describe_task_definition(taskDefinition=account.family("web"), include=["TAGS"])
+    body, tags = described["taskDefinition"], described["tags"]
+    for _ in range(19):   # 19 more owned revisions, equal to the manifest's
+        account.ecs.register_task_definition(family=body["family"], containerDefinitions=body["containerDefinitions"],
+                                             tags=tags)
+    everything = list(range(1, 21))
+
+    run = account.reconcile(capfd, web, extra=("--max-deletions", "1"))
+    assert run.code == 0, run.text
+    assert account.active("web") == everything          # without --prune nothing is deregistered
+    dry = account.reconcile(capfd, web, extra=("--dry-run", "--detailed-exitcode"))
+    assert dry.code == 0, dry.text                       # and nothing is pending either
+
+    run = account.reconcile(capfd, web, extra=PRUNE + ("--max-deletions", "1"))
+    assert run.code == 1
+    assert "would delete 19 objects (19 task-definition revisions)" in run.err, run.err
+    assert "more than --max-deletions 1" in run.err and "nothing was changed" in run.err
+    assert account.active("web") == everything
+
+    run = account.reconcile(capfd, web, extra=PRUNE + ("--max-deletions", "19"))
+    assert run.code == 0, run.text
+    assert account.active("web") == [20]
+
+
+def test_max_deletions_counts_pruned_objects_and_kept_revisions_together(account: Account, capfd) -> None:
+    anchor, web = account.parameter("anchor", "Retain"), account.task_definition("web", keep=1)
+    assert account.reconcile(capfd, anchor, account.parameter("doomed"), web).code == 0
+    assert account.reconcile(capfd, anchor, account.parameter("doomed"), account.task_definition("web", env="2")).code == 0
+    assert account.active("web") == [1, 2]
+
+    run = account.reconcile(capfd, anchor, web, extra=PRUNE + ("--max-deletions", "2"))   # revision 3; 1, 2 go
+
+    assert run.code == 1 and "would delete 3 objects (1 parameters, 2 task-definition revisions)" in run.err, run.err
+    assert account.parameters() == {"anchor", "doomed"} and account.active("web") == [1, 2]
+    assert account.reconcile(capfd, anchor, web, extra=PRUNE + ("--max-deletions", "3")).code == 0
+    assert account.parameters() == {"anchor"} and account.active("web") == [3]
 
 
 # --- other Regions, and roles that revisions run as ------------------------------------------------

@@ -64,4 +64,4 @@ class Actual:
     roles: dict[str, ActualRole] = field(default_factory=dict)
     task_definitions: dict[str, ActualTaskDefinition] = field(default_factory=dict)
     missing: dict[tuple, str] = field(default_factory=dict)   # ("kms"|"ssm"|"secret", region, id), ("role", name) or ("policy", arn) → why
-    prune: PruneCandidates | None = None
+    prune: PruneCandidates | None = None   # None: a run without --prune, which deletes nothing (keepRevisions too)
