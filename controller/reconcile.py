@@ -20,7 +20,7 @@ from controller.core import validate
 from controller.core.desired import DEFAULT_OWNER, Desired
 from controller.core.diff import make_plan
 from controller.core.plan import Blocker, Plan, block_dependents
-from controller.core.prune import plan_prune
+from controller.core.prune import limit_deletions, plan_prune
 from controller.core.state import Actual
 from controller.vocab.problems import CheckError, ManifestError, Problem
 from controller.vocab.sensitive import Sensitive
@@ -67,8 +67,9 @@ def make(aws: Aws, desired: Desired, settings: Settings) -> Result:
     values, problems = resolve_values(desired, settings)
     actual = observe(aws, desired, prune=settings.prune, clusters=settings.clusters)
     resolved = desired.resolve(actual.ctx)
-    prune_changes = plan_prune(resolved, actual, settings.max_deletions) if settings.prune else []
+    prune_changes = plan_prune(resolved, actual) if settings.prune else []
     plan = make_plan(resolved, actual, values, prune_changes)
+    limit_deletions(plan, settings.max_deletions)   # keepRevisions' deregistrations count too
     reasons = {p.obj: str(p) for p in problems if p.obj}
     reasons.update(unreadable(actual))
     return Result(block(plan, reasons), actual, resolved)

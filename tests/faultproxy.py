@@ -20,6 +20,8 @@ Fault kinds:
   ``reset_before`` TCP reset (RST) after reading the request, not forwarded
   ``slow``         forwarded; the reply is held back ``delay`` seconds
   ``lost_reply``   forwarded (the action takes effect), then RST instead of the reply
+  ``late``         held ``delay`` seconds, then forwarded and answered: AWS acts on it late, after a
+                   client with a shorter read timeout has given up on it
 
 Stdlib only.
 """
@@ -43,7 +45,7 @@ from urllib.parse import urlsplit
 
 from awsops import AwsOp, count_writes, identify, is_write, matches
 
-KINDS = ("throttle", "http500", "http503", "html502", "reset_before", "slow", "lost_reply")
+KINDS = ("throttle", "http500", "http503", "html502", "reset_before", "slow", "lost_reply", "late")
 
 # Headers that belong to one connection, not to the request or reply.
 _HOP_BY_HOP = frozenset({
@@ -78,7 +80,7 @@ class FaultRule:
     """Inject ``kind`` into a matching request with ``probability``, at most ``limit`` times.
 
     ``match`` is a glob on "service:Operation" (``"ssm:Put*"``) or a predicate on an ``AwsOp``.
-    ``delay`` is the hold-back of ``slow``, in seconds.
+    ``delay`` is the hold-back of ``slow`` and ``late``, in seconds.
     """
 
     kind: str
@@ -218,6 +220,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(*aws_error(kind, op, self.headers.get("Content-Type")))
         if kind == "html502":
             return self._send(502, [("Content-Type", "text/html")], _HTML_502)
+        if kind == "late":
+            time.sleep(rule.delay)
         status, headers, reply = self._forward(body)
         proxy.count_forwarded(op)
         if kind == "lost_reply":

@@ -353,6 +353,7 @@ UNEXERCISED = {
     "ssm:ListTagsForResource",    # read back after a lost reply: see the ambiguous-writes test
     "kms:GenerateDataKey",        # SSM uses it for Advanced-tier parameters only
     "iam:DeleteRolePolicy",       # a role no task definition reads through: see the prune test
+    "ecs:ListTaskDefinitions",    # the latest revision is not ours, or keepRevisions with --prune: the prune test
 }
 
 
@@ -371,7 +372,9 @@ def test_policy_covers_create_dry_run_and_every_repair(aws_env: str, capsys: pyt
         "TaskDefinition/web"}
     register_out_of_band(6)
     revised = reconcile_recorded(MANIFESTS, settings, policy)
-    assert any(f.path.startswith("revision web:") for c in revised.result.plan.changes for f in c.fields)
+    assert any(c.ref == "TaskDefinition/web" and c.op.register for c in revised.result.plan.changes)
+    assert not any(f.path.startswith("revision web:") for c in revised.result.plan.changes for f in c.fields), \
+        "keepRevisions deregisters only with --prune"
     granted = {a for s in policy["Statement"] for a in s["Action"]}
     assert granted - (used | dry.used | repaired.used | revised.used) == UNEXERCISED
     out = capsys.readouterr()
@@ -392,11 +395,16 @@ def test_policy_with_prune_covers_deleting_what_left_the_manifests(aws_env: str,
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}))
     used |= reconcile_recorded(full, settings, policy_of(full)).used
     (full / "old.yaml").unlink()
-    pruning = reconcile.Settings(environ=settings.environ, prune=True)
+    register_out_of_band(6)   # and keepRevisions: with --prune it deregisters the old revisions of web
+    pruning = reconcile.Settings(environ=settings.environ, prune=True, max_deletions=20)
+    pruned = reconcile_recorded(full, pruning, policy_of(full, prune=True))
+    assert any(f.path.startswith("revision web:") for c in pruned.result.plan.changes for f in c.fields)
+    used |= pruned.used
+    # old-exec-role is kept while old-web's revisions, deregistered by that run, still named it
     used |= reconcile_recorded(full, pruning, policy_of(full, prune=True)).used
     assert {"iam:ListRoles", "tag:GetResources", "iam:ListRoleTags", "iam:ListRolePolicies", "iam:DeleteRole",
             "iam:DeleteRolePolicy", "iam:DetachRolePolicy", "ssm:DeleteParameter",
-            "ecs:DeregisterTaskDefinition"} <= used
+            "ecs:DeregisterTaskDefinition", "ecs:ListClusters", "ecs:ListServices", "ecs:DescribeServices"} <= used
     names = {r["RoleName"] for r in iam.list_roles()["Roles"]}
     assert not names & {"old-exec-role", "old-idle-role"}
     ssm = boto3.client("ssm", REGION)

@@ -11,6 +11,7 @@ import json
 import secrets
 from pathlib import Path
 
+import boto3
 import pytest
 
 pytest.register_assert_rewrite("faultkit")
@@ -151,7 +152,7 @@ def _service(account: Account, family_revision: str) -> str:
 def test_keep_revisions_never_deregisters_a_revision_a_service_uses(scope: str, account: Account, capfd) -> None:
     assert account.reconcile(capfd, account.task_definition("web", keep=1)).code == 0
     cluster = _service(account, f"{account.family('web')}:1")
-    extra = ("--cluster", cluster) if scope == "its-cluster" else ()
+    extra = PRUNE + (("--cluster", cluster) if scope == "its-cluster" else ())
 
     for env in ("2", "3"):
         run = account.reconcile(capfd, account.task_definition("web", keep=1, env=env), extra=extra)
@@ -167,7 +168,7 @@ def test_keep_revisions_deregisters_when_the_service_is_in_another_cluster(accou
     other = f"prune-{account.tag}-other"
     account.ecs.create_cluster(clusterName=other)
 
-    run = account.reconcile(capfd, account.task_definition("web", keep=1, env="2"), extra=("--cluster", other))
+    run = account.reconcile(capfd, account.task_definition("web", keep=1, env="2"), extra=PRUNE + ("--cluster", other))
 
     assert run.code == 0, run.text
     assert account.active("web") == [2]
@@ -186,3 +187,119 @@ def test_prune_never_deregisters_a_revision_a_service_uses(account: Account, cap
     again = cli(capfd, "reconcile", "-f", str(account.folder), "--owner", account.owner, "--prune", "--dry-run",
                 "--detailed-exitcode")
     assert again.code == 0, again.text   # the used revision is not a pending deletion
+
+
+def test_keep_revisions_deregisters_only_with_prune_and_within_max_deletions(account: Account, capfd) -> None:
+    """SPEC, "Ownership and deletion": deletion happens only with --prune, and keepRevisions'
+    deregistrations count against --max-deletions like every other deletion (one per revision)."""
+    web = account.task_definition("web", keep=1)
+    assert account.reconcile(capfd, web).code == 0
+    described = account.ecs.describe_task_definition(taskDefinition=account.family("web"), include=["TAGS"])
+    body, tags = described["taskDefinition"], described["tags"]
+    for _ in range(19):   # 19 more owned revisions, equal to the manifest's
+        account.ecs.register_task_definition(family=body["family"], containerDefinitions=body["containerDefinitions"],
+                                             tags=tags)
+    everything = list(range(1, 21))
+
+    run = account.reconcile(capfd, web, extra=("--max-deletions", "1"))
+    assert run.code == 0, run.text
+    assert account.active("web") == everything          # without --prune nothing is deregistered
+    dry = account.reconcile(capfd, web, extra=("--dry-run", "--detailed-exitcode"))
+    assert dry.code == 0, dry.text                       # and nothing is pending either
+
+    run = account.reconcile(capfd, web, extra=PRUNE + ("--max-deletions", "1"))
+    assert run.code == 1
+    assert "would delete 19 objects (19 task-definition revisions)" in run.err, run.err
+    assert "more than --max-deletions 1" in run.err and "nothing was changed" in run.err
+    assert account.active("web") == everything
+
+    run = account.reconcile(capfd, web, extra=PRUNE + ("--max-deletions", "19"))
+    assert run.code == 0, run.text
+    assert account.active("web") == [20]
+
+
+def test_max_deletions_counts_pruned_objects_and_kept_revisions_together(account: Account, capfd) -> None:
+    anchor, web = account.parameter("anchor", "Retain"), account.task_definition("web", keep=1)
+    assert account.reconcile(capfd, anchor, account.parameter("doomed"), web).code == 0
+    assert account.reconcile(capfd, anchor, account.parameter("doomed"), account.task_definition("web", env="2")).code == 0
+    assert account.active("web") == [1, 2]
+
+    run = account.reconcile(capfd, anchor, web, extra=PRUNE + ("--max-deletions", "2"))   # revision 3; 1, 2 go
+
+    assert run.code == 1 and "would delete 3 objects (1 parameters, 2 task-definition revisions)" in run.err, run.err
+    assert account.parameters() == {"anchor", "doomed"} and account.active("web") == [1, 2]
+    assert account.reconcile(capfd, anchor, web, extra=PRUNE + ("--max-deletions", "3")).code == 0
+    assert account.parameters() == {"anchor"} and account.active("web") == [3]
+
+
+# --- other Regions, and roles that revisions run as ------------------------------------------------
+
+OTHER = "eu-west-1"
+
+
+def _regional(moto_url: str, service: str, region: str):
+    return boto3.client(service, endpoint_url=moto_url, region_name=region,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def _parameter_in(account: Account, short: str, region: str, deletion: str = "Delete") -> dict:
+    return doc("Parameter", short, {"name": account.name(short), "type": "String", "region": region,
+                                    "deletionPolicy": deletion, "value": {"literal": f"value of {short}"}})
+
+
+def _names_in(account: Account, region: str) -> set[str]:
+    ssm = _regional(account.moto_url, "ssm", region)
+    filters = [{"Key": "Name", "Option": "BeginsWith", "Values": [f"/prune-{account.tag}/"]}]
+    return {p["Name"].rsplit("/", 1)[1] for p in ssm.describe_parameters(ParameterFilters=filters)["Parameters"]}
+
+
+def test_never_prunes_a_parameter_an_active_revision_in_another_region_reads(account: Account, capfd) -> None:
+    """A revision reads a parameter of its own Region by name and one of any other Region by full ARN
+    (ECS API reference, Secret.valueFrom: "If the parameter exists in a different Region, then the
+    full ARN must be specified"). The in-use scan covers every Region the manifests touch."""
+    anchors = (account.parameter("anchor", "Retain"), _parameter_in(account, "anchor-eu", OTHER, "Retain"))
+    assert account.reconcile(capfd, *anchors, _parameter_in(account, "read-there", OTHER),
+                             account.parameter("read-from-there"), _parameter_in(account, "unread-eu", OTHER)).code == 0
+    ecs = _regional(account.moto_url, "ecs", OTHER)
+    theirs = ecs.register_task_definition(   # not ours, in eu-west-1
+        family=account.family("theirs-eu"), executionRoleArn="arn:aws:iam::123456789012:role/x",
+        containerDefinitions=[{"name": "c", "image": "nginx", "memory": 64, "secrets": [
+            {"name": "A", "valueFrom": account.name("read-there")},
+            {"name": "B", "valueFrom": f"arn:aws:ssm:us-east-1:123456789012:parameter{account.name('read-from-there')}"}]}])
+
+    run = account.reconcile(capfd, *anchors, extra=PRUNE)
+
+    assert run.code == 0, run.text
+    assert _names_in(account, OTHER) == {"anchor-eu", "read-there"}
+    assert account.parameters() == {"anchor", "read-from-there"}
+    ecs.deregister_task_definition(taskDefinition=theirs["taskDefinition"]["taskDefinitionArn"])
+    assert account.reconcile(capfd, *anchors, extra=PRUNE).code == 0
+    assert _names_in(account, OTHER) == {"anchor-eu"} and account.parameters() == {"anchor"}
+
+
+@pytest.mark.parametrize("field,form,region", [("executionRoleArn", "arn", "us-east-1"),
+                                               ("taskRoleArn", "name", OTHER),
+                                               ("executionRoleArn", "upper-case arn with a path", OTHER)])
+def test_never_prunes_a_role_an_active_revision_runs_as(field: str, form: str, region: str,
+                                                        account: Account, capfd) -> None:
+    """ECS API reference, RegisterTaskDefinition: taskRoleArn is "the short name or full ARN" of the
+    role, executionRoleArn its ARN; IAM role names are unique regardless of case (IAM User Guide,
+    "IAM identifiers"), so a name is matched case-insensitively."""
+    anchors = (account.parameter("anchor", "Retain"), _parameter_in(account, "anchor-eu", OTHER, "Retain"))
+    role = f"prune-{account.tag}-runs"
+    declared = doc("ExecutionRole", "runs", {"roleName": role, "deletionPolicy": "Delete", "managedPolicyArns": []})
+    assert account.reconcile(capfd, *anchors, declared).code == 0
+    named = {"arn": f"arn:aws:iam::123456789012:role/{role}", "name": role,
+             "upper-case arn with a path": f"arn:aws:iam::123456789012:role/team/{role.upper()}"}[form]
+    ecs = _regional(account.moto_url, "ecs", region)
+    theirs = ecs.register_task_definition(family=account.family("theirs-role"), **{field: named},
+                                          containerDefinitions=[{"name": "c", "image": "nginx", "memory": 64}])
+
+    run = account.reconcile(capfd, *anchors, extra=PRUNE)
+
+    assert run.code == 0, run.text
+    assert "ExecutionRole" not in run.out
+    assert account.iam.get_role(RoleName=role)["Role"]["RoleName"] == role
+    ecs.deregister_task_definition(taskDefinition=theirs["taskDefinition"]["taskDefinitionArn"])
+    assert account.reconcile(capfd, *anchors, extra=PRUNE).code == 0
+    assert role not in {r["RoleName"] for r in account.iam.list_roles()["Roles"]}

@@ -130,7 +130,7 @@ def test_one_ambiguous_failure_on_each_write(kind: str, bench: Bench, capfd) -> 
     fleet.keep = 1
     proxy.set_rules([FaultRule(kind, match=op, limit=1) for op in UPDATES])
     proxy.reset_counts()
-    first, again = converges(capfd, fleet, bench.write(fleet, revision="2"))
+    first, again = converges(capfd, fleet, bench.write(fleet, revision="2"), "--prune")   # keepRevisions deletes
 
     assert (first.code, again.code) == (0, 0), first.text[-3000:]
     held = holdings(bench.moto_url, fleet)

@@ -149,8 +149,14 @@ def test_switches_add_exactly_their_statements() -> None:
     both = statements_of(policy_of(MANIFESTS, lease_table="ecs-secrets-lease", prune=True))
     assert set(both) - set(plain) == {"LeaderElectionLease", "PruneListingsSupportOnlyAllResources",
                                       "ReadRoleTagsToFindOwned", "DeleteOnlyOwnedRolesTaggedDelete",
-                                      "DeleteOnlyOwnedParametersTaggedDelete"}
+                                      "DeleteOnlyOwnedParametersTaggedDelete",
+                                      # only --prune deregisters, keepRevisions too
+                                      "ListClustersAndServicesSupportOnlyAllResources", "DescribeServicesInUse"}
     assert both["LeaderElectionLease"]["Resource"] == [f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/ecs-secrets-lease"]
+    deregister = "ecs:DeregisterTaskDefinition"
+    assert deregister in both["TaskDefinitionActionsSupportOnlyAllResources"]["Action"]
+    assert deregister not in plain["TaskDefinitionActionsSupportOnlyAllResources"]["Action"]
+    both["TaskDefinitionActionsSupportOnlyAllResources"]["Action"].remove(deregister)
     assert {k: v for k, v in both.items() if k in plain} == plain
 
 
@@ -234,12 +240,12 @@ spec: {name: /x/y, kmsKeyId: alias/Team}
 
 
 def test_clusters_narrow_the_in_use_scan() -> None:
-    everywhere = statements_of(policy_of(MANIFESTS))
+    everywhere = statements_of(policy_of(MANIFESTS, prune=True))   # only --prune deregisters
     listing = everywhere["ListClustersAndServicesSupportOnlyAllResources"]
     assert listing["Action"] == ["ecs:ListClusters", "ecs:ListServices"] and "Condition" not in listing
     assert "Condition" not in everywhere["DescribeServicesInUse"]
     b = "arn:aws:ecs:us-east-1:123456789012:cluster/b"
-    narrowed = statements_of(policy_of(MANIFESTS, clusters=("platform", b)))
+    narrowed = statements_of(policy_of(MANIFESTS, prune=True, clusters=("platform", b)))
     listing = narrowed["ListClustersAndServicesSupportOnlyAllResources"]
     clusters = ["arn:aws:ecs:us-east-1:123456789012:cluster/platform", b]
     assert listing["Action"] == ["ecs:ListServices"]

@@ -16,7 +16,7 @@ from controller.manifests import loader as manifest
 from controller.vocab import policy
 from controller.core.diff import make_plan
 from controller.vocab.sensitive import Sensitive
-from controller.core.state import Actual, ActualParameter, ActualRole, ActualTaskDefinition
+from controller.core.state import Actual, ActualParameter, ActualRole, ActualTaskDefinition, PruneCandidates
 
 GOLDEN = Path(__file__).parent / "golden"
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -188,5 +188,7 @@ def test_keep_revisions_deregisters_only_owned_old_revisions(scenario):
     actual = in_sync(scenario)
     td = actual.task_definitions["web"]
     td.active, td.owned_revisions = [9, 8, 7, 6, 5, 4, 3], {9, 8, 7, 6, 5, 3}
+    assert plan_for(scenario, actual).changes == ()   # without --prune nothing is deregistered
+    actual.prune = PruneCandidates()                  # a run with --prune
     (change,) = plan_for(scenario, actual).changes
     assert change.op.deregister == (3,) and not change.op.register

@@ -4,7 +4,9 @@ After an ambiguous failure (the connection dropped after the request went out, a
 5xx) AWS may or may not have acted. A write whose repetition would act twice — RegisterTaskDefinition
 adds a revision, an overwriting PutParameter adds a version — goes through ``write_once``: it is sent
 on a client without botocore's retries, and before it is sent again the state is read; when the state
-already shows our write, we are done.
+already shows our write, we are done. The read waits until the failed request can no longer be in
+flight: AWS may act on a request after the client gave up on its reply, so the state is read only
+once the client's connect plus read timeout has passed since the failure (``in_flight``).
 
 A create (PutParameter without Overwrite, CreateRole) that botocore re-sent after a lost reply fails
 with "already exists"; ``*_is_ours`` reads the resource back and accepts it when it carries our owner
@@ -13,6 +15,7 @@ tag and equals what we asked for. Values are compared in memory and never printe
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, TypeVar
 
 from botocore.exceptions import ClientError
@@ -29,27 +32,42 @@ from controller.vocab.sensitive import Sensitive
 T = TypeVar("T")
 
 
-def write_once(send: Callable[[], T], landed: Callable[[], bool]) -> T | None:
+def in_flight(client: Any) -> float:
+    """How long after a failed attempt of ``client`` its request may still be acted on: connect plus
+    read timeout of its botocore Config (a request AWS takes longer over is not waited for)."""
+    config = client.meta.config
+    return float(config.connect_timeout or 0) + float(config.read_timeout or 0)
+
+
+def write_once(send: Callable[[], T], landed: Callable[[], bool], client: Any = None) -> T | None:
     """Send; after an ambiguous failure, send again only when ``landed()`` says the write is not there.
 
-    Definite refusals that waiting heals (throttling, conflicts) are re-sent as they are.
+    ``client`` is the one ``send`` uses: ``landed()`` is asked only once ``in_flight(client)`` seconds
+    have passed since the last ambiguous failure. Definite refusals that waiting heals (throttling,
+    conflicts) are re-sent as they are.
     """
-    unsure = False
+    settle = in_flight(client) if client is not None else 0.0
+    unsure, failed_at = False, 0.0
+
+    def settled() -> bool:
+        retry.sleep(max(0.0, failed_at + settle - time.monotonic()))   # a request still in flight lands after a read made sooner
+        return landed()
 
     def attempt() -> T | None:
-        nonlocal unsure
-        if unsure and landed():
+        nonlocal unsure, failed_at
+        if unsure and settled():
             return None
         try:
             return send()
         except Exception as exc:
-            unsure = unsure or retry.is_ambiguous(exc)
+            if retry.is_ambiguous(exc):
+                unsure, failed_at = True, time.monotonic()
             raise
 
     try:
         return retry.retrying(lambda e: retry.is_retryable(e) or retry.is_ambiguous(e))(attempt)
     except Exception:
-        if unsure and landed():
+        if unsure and settled():
             return None
         raise
 

@@ -36,7 +36,7 @@ def observe(aws: Aws, desired: Desired, prune: bool = False, clusters: tuple[str
         secrets = {r: pool.submit(_read_secrets, aws, r, n.secrets) for r, n in wants.items()}
         objects = [pool.submit(_read_objects, aws, r, n.objects) for r, n in wants.items() if n.objects]
         roles = pool.submit(read_roles, aws, desired)
-        tds = pool.submit(read_task_definitions, aws, desired, in_use)
+        tds = pool.submit(read_task_definitions, aws, desired, in_use, prune)
         partition, account_id = account.result()
         actual = Actual(ctx=Context(account=account_id, region=aws.region, partition=partition))
         _merge(actual, params, secrets, roles.result(), tds.result())

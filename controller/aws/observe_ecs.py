@@ -15,22 +15,26 @@ from controller.core.state import ActualTaskDefinition
 READ_WORKERS = 4  # reads in flight per kind; the rate limiter, not this, keeps us under AWS's quota
 
 
-def read_task_definitions(aws: Aws, desired: Desired, in_use: InUse | None = None) -> dict[str, ActualTaskDefinition]:
-    """One DescribeTaskDefinition per family (ECS has no batch form), a few at a time."""
+def read_task_definitions(aws: Aws, desired: Desired, in_use: InUse | None = None,
+                          revisions: bool = True) -> dict[str, ActualTaskDefinition]:
+    """One DescribeTaskDefinition per family (ECS has no batch form), a few at a time.
+
+    ``revisions``: read what keepRevisions could deregister; only with --prune, which alone deletes."""
     ecs, owner = aws.client("ecs"), desired.owner
     in_use = in_use or InUse(aws)
     with ThreadPoolExecutor(READ_WORKERS) as pool:
-        found = pool.map(lambda want: _read_family(ecs, want, owner, in_use), desired.task_definitions)
+        found = pool.map(lambda want: _read_family(ecs, want, owner, in_use, revisions), desired.task_definitions)
         return {td.family: td for td in found if td is not None}
 
 
-def _read_family(ecs: Any, want: DesiredTaskDefinition, owner: str, in_use: InUse) -> ActualTaskDefinition | None:
+def _read_family(ecs: Any, want: DesiredTaskDefinition, owner: str, in_use: InUse,
+                 revisions: bool) -> ActualTaskDefinition | None:
     td = latest(ecs, want.family, owner)
     if td is None:
         return None
     if not td.owned:
         td.owned = _owned_earlier(ecs, td, owner)
-    if want.keep_revisions:
+    if want.keep_revisions and revisions:
         _revisions(ecs, td, want.keep_revisions, owner, in_use)
     return td
 

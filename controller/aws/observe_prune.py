@@ -1,7 +1,9 @@
 """Read what --prune may delete: owned resources tagged deletionPolicy Delete that left the manifests.
 
-Only run with --prune. The in-use guard reads every ACTIVE task definition of the account (ours or
-not), and only when a parameter deletion is on the table.
+Only run with --prune. The in-use guard reads every ACTIVE task definition (ours or not) in every
+Region the manifests and the candidates touch, and only when a parameter or role deletion is on the
+table: a revision there may read a parameter (by name in its own Region, by ARN in any other) or name
+a role as its execution or task role.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from controller.aws.observe_ssm import actual_parameter, describe_parameters, ta
 from controller.aws.session import Aws
 from controller.core.desired import DELETION_TAG, OWNER_TAG, Desired
 from controller.core.state import ActualRole, PruneCandidates
-from controller.vocab.arns import BadReference, parse_value_from
+from controller.vocab.arns import BadReference, parse_value_from, role_name_from_arn
 from controller.vocab.secretrefs import secret_uses
 from controller.vocab.taskreads import REFERENCE, reference, task_reads
 
@@ -22,15 +24,18 @@ from controller.vocab.taskreads import REFERENCE, reference, task_reads
 def read_prune_candidates(aws: Aws, desired: Desired, in_use: InUse | None = None) -> PruneCandidates:
     out, owner, declared = PruneCandidates(), desired.owner, desired.parameters
     filters = [tag_filter(OWNER_TAG, owner), tag_filter(DELETION_TAG, "Delete")]
-    for region in sorted({aws.region} | {r for r, _ in declared}):
+    regions = {aws.region} | set(desired.reads) | {r for r, _ in declared}
+    for region in sorted(regions):
         for meta in describe_parameters(aws.client("ssm", region), filters):
             if (region, meta["Name"]) not in declared:
                 out.parameters.append(actual_parameter(meta, region, True, None))
     out.roles = _roles(aws.client("iam"), {r.name for r in desired.roles}, owner)
     out.task_definitions = _families(aws, {td.family for td in desired.task_definitions}, owner,
                                      in_use or InUse(aws))
-    if out.parameters:
-        out.referenced = _referenced(aws.client("ecs"), aws.region)
+    if out.parameters or out.roles:
+        regions |= {p.region for p in out.parameters}
+        for region in sorted(regions):
+            _referenced(aws.client("ecs", region), region, out)
     return out
 
 
@@ -79,20 +84,22 @@ def _families(aws: Aws, declared: set[str], owner: str, in_use: InUse) -> dict[s
     return out
 
 
-def _referenced(ecs: Any, region: str) -> set[tuple[str, str]]:
-    found = set()
+def _referenced(ecs: Any, region: str, out: PruneCandidates) -> None:
+    """What the ACTIVE revisions of one Region read and run as: parameters, execution and task roles."""
     for page in ecs.get_paginator("list_task_definitions").paginate(status="ACTIVE"):
         for arn in page["taskDefinitionArns"]:
             body = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
             for use in secret_uses(body):
                 ref = parse_value_from(use.value_from)
                 if ref.service == "ssm":
-                    found.add((ref.region or region, ref.name))
+                    out.referenced.add((ref.region or region, ref.name))
             for read in task_reads(body):   # an FSx credentials parameter, a credential spec in SSM
                 try:
                     ref = reference(read) if read.kind == REFERENCE else None
                 except BadReference:
                     continue
                 if ref is not None and ref.service == "ssm":
-                    found.add((ref.region or region, ref.name))
-    return found
+                    out.referenced.add((ref.region or region, ref.name))
+            for key in ("executionRoleArn", "taskRoleArn"):
+                if body.get(key):   # an ARN (any path) or a bare name; IAM role names ignore case
+                    out.roles_in_use.add(role_name_from_arn(body[key]).lower())

@@ -55,7 +55,7 @@ def put_parameter(aws: Aws, op: ops.PutParameter) -> None:
         else:
             once = aws.client("ssm", op.region, retries=False)
             idempotency.write_once(lambda: once.put_parameter(**args, Overwrite=True),
-                                   lambda: idempotency.parameter_landed(aws, op, value))
+                                   lambda: idempotency.parameter_landed(aws, op, value), once)
     if op.add_tags and not op.create:
         retry.call(ssm.add_tags_to_resource, ResourceType="Parameter", ResourceId=op.name, Tags=_tags(op.add_tags))
 
@@ -121,7 +121,7 @@ def put_task_definition(aws: Aws, op: ops.PutTaskDefinition) -> None:
     if op.register:
         once = aws.client("ecs", retries=False)
         idempotency.write_once(lambda: once.register_task_definition(**op.body, tags=_tags(op.tags, "key", "value")),
-                               lambda: idempotency.task_definition_landed(ecs, op))
+                               lambda: idempotency.task_definition_landed(ecs, op), once)
     elif op.tag_arn:
         retry.call(ecs.tag_resource, resourceArn=op.tag_arn, tags=_tags(op.tags, "key", "value"))
     deregister_family(aws, ops.DeregisterFamily(op.family, op.deregister))

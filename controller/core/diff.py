@@ -217,7 +217,7 @@ def _task_definition(td: DesiredTaskDefinition, actual: Actual, values: dict) ->
     if current is not None:
         _owned_or_adopted(obj, current.owned, f"task definition family {td.family}")
     assert td.body is not None, "diff needs the Desired resolved against actual.ctx"
-    return task_definition_change(td, current, actual.ctx)
+    return task_definition_change(td, current, actual.ctx, prune=actual.prune is not None)
 
 
 _DIFF = {"Parameter": _parameter, "ExecutionRole": _role, "TaskDefinition": _task_definition}

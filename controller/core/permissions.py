@@ -352,7 +352,7 @@ CONDITIONS: dict[str, Callable[[Scope, Grant], dict]] = {
 
 def wanted(step: Step, s: Scope) -> bool:
     t = s.target
-    revisions = s.keep_revisions or t.prune   # a deregistration may be on the table
+    revisions = t.prune   # a deregistration may be on the table: only --prune deletes, keepRevisions too
     return {None: True, "prune": t.prune, "lease": bool(t.lease_table), "revisions": revisions,
             "all_clusters": revisions and not t.clusters, "many_roles": s.many_roles}[step.only]
 

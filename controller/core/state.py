@@ -54,6 +54,7 @@ class PruneCandidates:
     roles: list[ActualRole] = field(default_factory=list)
     task_definitions: dict[str, list[int]] = field(default_factory=dict)   # family → owned ACTIVE revisions
     referenced: set[tuple[str, str]] = field(default_factory=set)          # (region, name) an ACTIVE revision reads
+    roles_in_use: set[str] = field(default_factory=set)   # lower-cased names an ACTIVE revision runs as (execution, task)
 
 
 @dataclass
@@ -63,4 +64,4 @@ class Actual:
     roles: dict[str, ActualRole] = field(default_factory=dict)
     task_definitions: dict[str, ActualTaskDefinition] = field(default_factory=dict)
     missing: dict[tuple, str] = field(default_factory=dict)   # ("kms"|"ssm"|"secret", region, id), ("role", name) or ("policy", arn) → why
-    prune: PruneCandidates | None = None
+    prune: PruneCandidates | None = None   # None: a run without --prune, which deletes nothing (keepRevisions too)

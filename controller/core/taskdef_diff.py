@@ -55,8 +55,9 @@ def _as_name(value_from: str, ctx: Context) -> str:
 
 
 def task_definition_change(td: DesiredTaskDefinition, current: ActualTaskDefinition | None,
-                           ctx: Context) -> Change | None:
-    keep, family, name = td.keep_revisions, td.family, td.obj.name
+                           ctx: Context, prune: bool = False) -> Change | None:
+    """``prune``: deregistering is deleting, so keepRevisions acts only in a run with --prune."""
+    keep, family, name = td.keep_revisions if prune else None, td.family, td.obj.name
     body, tags = dict(td.body or {}), dict(td.tags)
     if current is None:
         op = ops.PutTaskDefinition(family=family, body=body, tags=tags)
