@@ -23,6 +23,7 @@ from controller.core.render import as_dict
 from controller.core.state import Actual
 from controller.vocab import policy
 from controller.vocab.problems import ControllerError
+from controller.vocab.sensitive import scrub
 
 FORMAT = "ecs-secrets-plan/1"
 
@@ -60,7 +61,7 @@ def to_json(saved: SavedPlan) -> str:
     doc = {"format": FORMAT, **asdict(saved)}
     doc["options"] = {"owner": saved.options.owner, "prune": saved.options.prune,
                       "maxDeletions": saved.options.max_deletions, "clusters": list(saved.options.clusters)}
-    return json.dumps(doc, indent=2) + "\n"
+    return scrub(json.dumps(doc, indent=2)) + "\n"   # a second line of defence, as for every printed plan
 
 
 def from_json(text: str, where: str) -> SavedPlan:

@@ -6,6 +6,7 @@ import json
 from typing import Any, Mapping
 
 from controller.core.plan import Blocker, Change, FieldChange, Plan, show
+from controller.vocab.sensitive import scrub
 
 SYMBOL = {"create": "+", "update": "~", "delete": "-"}
 NOT_COMPARED = "(not compared)"
@@ -125,7 +126,7 @@ def applied_text(outcomes: list[Any]) -> str:
     skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
     lines.append(f"Apply complete: {counts['applied']} applied, {counts['failed']} failed, "
                  f"{counts['blocked']} blocked{skipped}.")
-    return "\n".join(lines)
+    return scrub("\n".join(lines))   # an error message may echo what was sent
 
 
 def _assigned(key: str, value: Any) -> str:
@@ -152,4 +153,4 @@ def applied_dict(plan: Plan, outcomes: list[Any]) -> dict[str, Any]:
 
 
 def applied_json(plan: Plan, outcomes: list[Any]) -> str:
-    return json.dumps(applied_dict(plan, outcomes), indent=2, default=str)
+    return scrub(json.dumps(applied_dict(plan, outcomes), indent=2, default=str))
