@@ -129,3 +129,27 @@ def test_only_the_changed_parameters_versions_are_kept(tmp_path):
     plan = make_plan(resolved, actual, {"pw": Sensitive("same-pw-canary"), "level": Sensitive("info", False)})
     assert [c.ref for c in plan.changes] == ["Parameter/level"]
     assert planfile.observed(plan, actual, resolved) == {}
+
+
+def test_the_apply_report_names_each_result_and_what_aws_assigned():
+    """Rendered from outcomes alone (pure); the CLI tests cover the same against moto's server."""
+    from types import SimpleNamespace as Outcome
+
+    from controller.core import render
+    from controller.core.plan import Change, Plan
+    p, td = Change("Parameter", "pw", "update", ()), Change("TaskDefinition", "web", "create", ())
+    role = Change("ExecutionRole", "web-exec", "update", ())
+    plan = Plan((p, role, td))
+    outcomes = [Outcome(change=p, result="applied", error=None, assigned={"version": 3}),
+                Outcome(change=role, result="failed", error="AccessDenied: not allowed", assigned={}),
+                Outcome(change=td, result="blocked", error="depends on ExecutionRole/web-exec", assigned={})]
+    assert render.applied_text(outcomes).splitlines() == [
+        "  ~ Parameter/pw: updated, version 3",
+        "  ! ExecutionRole/web-exec: update failed: AccessDenied: not allowed",
+        "  ! TaskDefinition/web: create blocked: depends on ExecutionRole/web-exec",
+        "Apply complete: 1 applied, 1 failed, 1 blocked."]
+    doc = render.applied_dict(plan, outcomes)
+    assert [(c["result"], c["assigned"], c.get("error")) for c in doc["changes"]] == [
+        ("applied", {"version": 3}, None), ("failed", {}, "AccessDenied: not allowed"),
+        ("blocked", {}, "depends on ExecutionRole/web-exec")]
+    assert doc["applied"] == {"applied": 1, "failed": 1, "blocked": 1, "skipped": 0}
