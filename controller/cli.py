@@ -48,6 +48,12 @@ def parser() -> argparse.ArgumentParser:
                      "owner writes at the same time (created if missing)")
     rec.add_argument("--lock-timeout", type=float, default=60.0, metavar="S", help="with --lease-table: wait this "
                      "long for the lease, then fail writing nothing (default 60; 0: fail at once)")
+    rec.add_argument("--out", metavar="FILE", help="with --dry-run: also save the plan to FILE (JSON; no value, "
+                     "digest or length of a value), for `reconcile --plan FILE`")
+    rec.add_argument("--plan", metavar="FILE", help="apply exactly the plan saved in FILE; refused, writing nothing, "
+                     "when AWS or the manifests changed since it was made (give the same -f and options)")
+    rec.add_argument("--skip-values", action="store_true", help="with --dry-run: read no fromEnv/fromFile value "
+                     "(none is compared), so that a job without the production secrets can plan")
     _cluster(rec)
     ver = sub.add_parser("verify", help="prove each container can read each of its secrets")
     _common(ver, manifests=False)
@@ -198,21 +204,47 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
+    _saved_plan_flags(args)
     aws = _aws(args)
     with _lock(args, aws):   # with --lease-table: from the observation to the last write
         return _reconcile(args, aws)
 
 
+def _saved_plan_flags(args: argparse.Namespace) -> None:
+    if args.out and not args.dry_run:
+        raise ControllerError("--out saves the plan of a --dry-run: add --dry-run (a saved plan is applied with "
+                              "--plan FILE)")
+    if args.plan and args.dry_run:
+        raise ControllerError("--plan FILE applies a saved plan: drop --dry-run (its plan is in the file already)")
+    if args.skip_values and not args.dry_run:
+        raise ControllerError("--skip-values plans without reading the values, so it cannot apply: add --dry-run")
+    if args.skip_values and args.out:
+        raise ControllerError("a plan made with --skip-values compares no value, so it cannot be applied: drop "
+                              "--out or --skip-values")
+
+
 def _reconcile(args: argparse.Namespace, aws: Any) -> int:
     from controller import reconcile
-    from controller.core import render
+    from controller.core import planfile, render
+    saved = reconcile.read_plan(args.plan) if args.plan else None
     desired = _load(args, aws)
+    options = planfile.Options(args.owner, args.prune, args.max_deletions, tuple(args.cluster))
+    if saved is not None:
+        reconcile.check_inputs(args.plan, saved, desired, options)
     settings = reconcile.Settings(prune=args.prune, max_deletions=args.max_deletions, clusters=tuple(args.cluster),
-                                  **_sources(args))
+                                  skip_values=args.skip_values, **_sources(args))
     result = reconcile.make(aws, desired, settings)
-    print(render.as_json(result.plan) if args.output == "json" else render.text(result.plan))
+    if saved is not None:
+        reconcile.check_plan(args.plan, saved, result, options)
+    if args.output == "text":
+        print(render.text(result.plan, planfile.parameter_versions(result.plan, result.actual)))
+    elif args.dry_run or result.plan.blockers:   # an apply prints one document: the plan with its results
+        print(render.as_json(result.plan))
     reconcile.check(result.plan)
     if args.dry_run:
+        if args.out:
+            reconcile.write_plan(args.out, result, options)
+            print(f"Saved the plan to {args.out}; apply it with: reconcile --plan {args.out}", file=sys.stderr)
         return EXIT_CHANGES if args.detailed_exitcode and result.plan.changes else EXIT_OK
     if result.plan.changes and not args.lease_table and not args.sandbox:
         print(f"warning: no --lease-table: nothing stops another `reconcile` or `run` of owner {args.owner} "
@@ -221,9 +253,10 @@ def _reconcile(args: argparse.Namespace, aws: Any) -> int:
     for outcome in report.outcomes:
         if outcome.result != "applied":
             print(f"{outcome.change.ref}: {outcome.result}: {outcome.error}", file=sys.stderr)
-    if args.output == "text" and result.plan.changes:
-        print(f"Apply complete: {report.count('applied')} applied, {report.count('failed')} failed, "
-              f"{report.count('blocked')} blocked.")
+    if args.output == "json":
+        print(render.applied_json(result.plan, report.outcomes))
+    elif result.plan.changes:
+        print(render.applied_text(report.outcomes))
     return EXIT_OK if report.ok else EXIT_ERROR
 
 

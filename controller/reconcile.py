@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
 from controller.aws.apply import Outcome, Report, apply
 from controller.aws.observe import observe
 from controller.aws.session import Aws
+from controller.core import planfile
 from controller.core import values as values_
 from controller.core import validate
 from controller.core.desired import DEFAULT_OWNER, Desired
@@ -40,6 +41,7 @@ class Settings:
     read_file: values_.ReadFile = read_text                                  # and fromFile values
     isolate: bool = False               # the daemon: a value problem blocks its object, not the whole run
     clusters: tuple[str, ...] = ()      # ECS clusters whose services' revisions are never deregistered; (): all
+    skip_values: bool = False           # plan without reading any fromEnv/fromFile value (a dry-run only)
 
 
 @dataclass
@@ -64,6 +66,8 @@ def resolve_values(desired: Desired, settings: Settings) -> tuple[dict[str, Sens
 
 def make(aws: Aws, desired: Desired, settings: Settings) -> Result:
     """Observe and plan; no writes."""
+    if settings.skip_values:
+        desired = desired.without_values()
     values, problems = resolve_values(desired, settings)
     actual = observe(aws, desired, prune=settings.prune, clusters=settings.clusters)
     resolved = desired.resolve(actual.ctx)
@@ -72,7 +76,7 @@ def make(aws: Aws, desired: Desired, settings: Settings) -> Result:
     limit_deletions(plan, settings.max_deletions)   # keepRevisions' deregistrations count too
     reasons = {p.obj: str(p) for p in problems if p.obj}
     reasons.update(unreadable(actual))
-    return Result(block(plan, reasons), actual, resolved)
+    return Result(replace(block(plan, reasons), not_compared=desired.not_compared), actual, resolved)
 
 
 def unreadable(actual: Actual) -> dict[str, str]:
@@ -106,3 +110,48 @@ def execute(aws: Aws, result: Result, may_write: Callable[[], bool] = lambda: Tr
             on_outcome: Callable[[Outcome], None] = lambda o: None) -> Report:
     result.report = apply(aws, result.plan, may_write, on_outcome)
     return result.report
+
+
+# --- saved plans (``planfile``: what the file holds and when it is stale) ---------------------------
+
+def write_plan(path: str, result: Result, options: planfile.Options) -> None:
+    """Atomically: a reader never finds half a plan, and a failed write leaves the old file."""
+    text = planfile.to_json(planfile.save(result.plan, result.actual, result.desired, options))
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise planfile.PlanFileError(f"cannot write the plan to {path}: {exc.strerror or exc}") from None
+
+
+def read_plan(path: str) -> planfile.SavedPlan:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise planfile.PlanFileError(f"cannot read the plan {path}: {getattr(exc, 'strerror', None) or exc}") \
+            from None
+    return planfile.from_json(text, path)
+
+
+def check_inputs(path: str, saved: planfile.SavedPlan, desired: Desired, options: planfile.Options) -> None:
+    """Before any AWS call: the same manifests and the same options as the plan was made with."""
+    reasons = planfile.options_differ(saved.options, options)
+    if planfile.manifests_digest(desired) != saved.manifests:
+        reasons.append("the manifests differ from those the plan was made from")
+    if reasons:
+        raise _stale(path, reasons)
+
+
+def check_plan(path: str, saved: planfile.SavedPlan, result: Result, options: planfile.Options) -> None:
+    """After observing again, before the first write: AWS as the plan found it, and the same changes."""
+    reasons = planfile.stale(saved, planfile.save(result.plan, result.actual, result.desired, options))
+    if reasons:
+        raise _stale(path, reasons)
+
+
+def _stale(path: str, reasons: list[str]) -> planfile.PlanFileError:
+    return planfile.PlanFileError(f"the saved plan {path} no longer applies; nothing was changed. Make a new one "
+                                  "with `reconcile --dry-run --out FILE`:\n" + "\n".join(f"  {r}" for r in reasons))

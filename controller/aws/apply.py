@@ -36,6 +36,7 @@ class Outcome:
     result: str                 # applied | failed | blocked | skipped
     error: str | None = None
     code: str | None = None     # the AWS error code of a failed write
+    assigned: dict = field(default_factory=dict)   # what AWS gave an applied write (``writers``)
 
 
 @dataclass
@@ -137,7 +138,7 @@ def _write(aws: Aws, change: Change) -> Outcome:
     log.info("%s %s", change.action, change.ref, extra={"object": change.ref, "action": change.action})
     try:
         with guard.active(getattr(aws, "guard", None)):
-            WRITERS[type(change.op)](aws, change.op)
+            assigned = WRITERS[type(change.op)](aws, change.op)
     except guard.LeaseLost as exc:
         log.warning("%s %s stopped: %s", change.action, change.ref, exc,
                     extra={"object": change.ref, "action": change.action})
@@ -147,7 +148,7 @@ def _write(aws: Aws, change: Change) -> Outcome:
         log.error("%s %s failed: %s", change.action, change.ref, message,
                   extra={"object": change.ref, "action": change.action})
         return Outcome(change, "failed", message, error_code(exc))
-    return Outcome(change, "applied")
+    return Outcome(change, "applied", assigned=assigned or {})
 
 
 def _dependencies(change: Change) -> tuple[str, ...]:

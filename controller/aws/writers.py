@@ -41,8 +41,10 @@ def _unless(codes: tuple[str, ...], fn: Callable[..., Any], **kwargs: Any) -> No
             raise
 
 
-def put_parameter(aws: Aws, op: ops.PutParameter) -> None:
+def put_parameter(aws: Aws, op: ops.PutParameter) -> dict[str, Any]:
+    """Returns what SSM assigned: the ``version`` written (none when only tags change)."""
     ssm = aws.client("ssm", op.region)
+    assigned: dict[str, Any] = {}
     if op.write_value:
         value = _value(ssm, op)  # once: every re-send carries the same value
         args: dict[str, Any] = {"Name": op.name, "Type": op.type, "Tier": op.tier, "Value": value.reveal()}
@@ -51,22 +53,31 @@ def put_parameter(aws: Aws, op: ops.PutParameter) -> None:
         if op.description is not None:
             args["Description"] = op.description
         if op.create:
-            _create_parameter(aws, op, args, value)
+            reply = _create_parameter(aws, op, args, value)
         else:
             once = aws.client("ssm", op.region, retries=False)
-            idempotency.write_once(lambda: once.put_parameter(**args, Overwrite=True),
-                                   lambda: idempotency.parameter_landed(aws, op, value), once)
+            reply = idempotency.write_once(lambda: once.put_parameter(**args, Overwrite=True),
+                                           lambda: idempotency.parameter_landed(aws, op, value), once)
+        # no reply: an earlier attempt landed (its answer was lost), so its version is the current one
+        assigned["version"] = reply["Version"] if reply else _version(ssm, op.name)
     if op.add_tags and not op.create:
         retry.call(ssm.add_tags_to_resource, ResourceType="Parameter", ResourceId=op.name, Tags=_tags(op.add_tags))
+    return assigned
 
 
-def _create_parameter(aws: Aws, op: ops.PutParameter, args: dict[str, Any], value: Sensitive) -> None:
+def _version(ssm: Any, name: str) -> int | None:
+    found = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}])
+    return next((p.get("Version") for p in found["Parameters"]), None)
+
+
+def _create_parameter(aws: Aws, op: ops.PutParameter, args: dict[str, Any], value: Sensitive) -> dict | None:
     """Created with its tags in the same call: a crash can never leave a parameter that prune cannot find."""
     try:
-        retry.call(aws.client("ssm", op.region).put_parameter, **args, Tags=_tags(op.tags), Overwrite=False)
+        return retry.call(aws.client("ssm", op.region).put_parameter, **args, Tags=_tags(op.tags), Overwrite=False)
     except ClientError as exc:
         if error_code(exc) != "ParameterAlreadyExists" or not idempotency.parameter_is_ours(aws, op, value):
             raise
+    return None
 
 
 def _value(ssm: Any, op: ops.PutParameter) -> Sensitive:
@@ -116,15 +127,22 @@ def _put_inline(iam: Any, op: ops.PutRole, fresh: Callable[[BaseException], bool
         _unless(("NoSuchEntity",), iam.delete_role_policy, RoleName=op.name, PolicyName=op.inline_name)
 
 
-def put_task_definition(aws: Aws, op: ops.PutTaskDefinition) -> None:
+def put_task_definition(aws: Aws, op: ops.PutTaskDefinition) -> dict[str, Any]:
+    """Returns what ECS assigned: the ``taskDefinitionArn`` and ``revision`` registered (none for tags only)."""
     ecs = aws.client("ecs")
+    assigned: dict[str, Any] = {}
     if op.register:
         once = aws.client("ecs", retries=False)
-        idempotency.write_once(lambda: once.register_task_definition(**op.body, tags=_tags(op.tags, "key", "value")),
-                               lambda: idempotency.task_definition_landed(ecs, op), once)
+        reply = idempotency.write_once(lambda: once.register_task_definition(**op.body, tags=_tags(op.tags, "key", "value")),
+                                       lambda: idempotency.task_definition_landed(ecs, op), once)
+        # no reply: an earlier attempt landed, and task_definition_landed saw it as the family's latest
+        body = reply["taskDefinition"] if reply else ecs.describe_task_definition(taskDefinition=op.family)[
+            "taskDefinition"]
+        assigned = {"taskDefinitionArn": body["taskDefinitionArn"], "revision": body["revision"]}
     elif op.tag_arn:
         retry.call(ecs.tag_resource, resourceArn=op.tag_arn, tags=_tags(op.tags, "key", "value"))
     deregister_family(aws, ops.DeregisterFamily(op.family, op.deregister))
+    return assigned
 
 
 def delete_parameter(aws: Aws, op: ops.DeleteParameter) -> None:
@@ -146,7 +164,7 @@ def deregister_family(aws: Aws, op: ops.DeregisterFamily) -> None:
         retry.call(ecs.deregister_task_definition, taskDefinition=f"{op.family}:{revision}")
 
 
-WRITERS: dict[type, Callable[[Aws, Any], None]] = {
+WRITERS: dict[type, Callable[[Aws, Any], dict[str, Any] | None]] = {
     ops.PutParameter: put_parameter, ops.PutRole: put_role, ops.PutTaskDefinition: put_task_definition,
     ops.DeleteParameter: delete_parameter, ops.DeleteRole: delete_role, ops.DeregisterFamily: deregister_family,
 }

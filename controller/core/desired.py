@@ -60,6 +60,7 @@ class DesiredParameter:
     description: str | None
     tags: Mapping[str, str]         # every tag we write: the object's own, the deletion policy, our owner
     source: ValueSource | None      # None: managed elsewhere, it only has to exist
+    compare: bool = True            # False (--skip-values): its fromEnv/fromFile value is neither read nor compared
 
     @property
     def ref(self) -> str:
@@ -68,7 +69,12 @@ class DesiredParameter:
     @property
     def compares_value(self) -> bool:
         """Its value is read to compare: fromEnv, fromFile, literal (a generated value is never compared)."""
-        return self.source is not None and self.source.generate is None
+        return self.compare and self.source is not None and self.source.generate is None
+
+    @property
+    def from_source(self) -> bool:
+        """Its value comes from outside the manifests: the controller's environment or a file."""
+        return self.source is not None and (self.source.fromEnv is not None or self.source.fromFile is not None)
 
     @property
     def literal(self) -> bool:
@@ -167,6 +173,19 @@ class Desired:
     @property
     def task_definitions(self) -> list[DesiredTaskDefinition]:
         return self.of("TaskDefinition")
+
+    def without_values(self) -> Desired:
+        """For a plan without production values (--skip-values): no fromEnv/fromFile value is read, neither
+        from its source nor from SSM, and none is compared."""
+        parameters = {k: replace(p, compare=False) if p.from_source else p for k, p in self.parameters.items()}
+        by_ref = {p.ref: p for p in parameters.values()}
+        objects = tuple(by_ref.get(o.ref, o) if isinstance(o, DesiredParameter) else o for o in self.objects)
+        return replace(self, objects=objects, parameters=parameters,
+                       reads=_reads(parameters, self.task_definitions, self.region))
+
+    @property
+    def not_compared(self) -> tuple[str, ...]:
+        return tuple(o.ref for o in self.objects if isinstance(o, DesiredParameter) and not o.compare)
 
     def resolve(self, ctx: Context) -> Desired:
         """Complete with what observe found, once per reconcile: roles first, then the bodies that name them."""

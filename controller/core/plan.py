@@ -50,6 +50,7 @@ class Plan:
     changes: tuple[Change, ...]
     blockers: tuple[Blocker, ...] = ()
     in_sync: tuple[str, ...] = ()
+    not_compared: tuple[str, ...] = ()   # refs of parameters whose values were not read (--skip-values)
 
     def summary(self) -> dict[str, int]:
         counts = {"create": 0, "update": 0, "delete": 0}

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Mapping
 
-from controller.core.plan import Blocker, Change, Plan, show
+from controller.core.plan import Blocker, Change, FieldChange, Plan, show
 from controller.vocab.sensitive import scrub
 
 SYMBOL = {"create": "+", "update": "~", "delete": "-"}
+NOT_COMPARED = "(not compared)"
 
 
-def text(plan: Plan) -> str:
+def text(plan: Plan, versions: Mapping[str, int] | None = None) -> str:
+    """``versions``: ref → the parameter version a change was planned against (shown, since a saved plan
+    holds it)."""
     lines: list[str] = []
     for change in plan.ordered():
-        lines.append(f"  {SYMBOL[change.action]} {change.ref} will be {change.action}d")
-        lines.extend(_field_line(change, f) for f in change.fields)
+        version = (versions or {}).get(change.ref)
+        at = f" (from version {version})" if version is not None else ""
+        lines.append(f"  {SYMBOL[change.action]} {change.ref} will be {change.action}d{at}")
+        lines.extend(_field_line(change, f) for f in _fields(plan, change))
+        if change.ref in plan.not_compared and change.action == "update":
+            lines.append(f"      ? value {NOT_COMPARED}")
         lines.append("")
     for blocker in plan.blockers:
         lines.append(f"  ! {blocker.ref}: {blocker.reason}")
@@ -27,10 +34,24 @@ def text(plan: Plan) -> str:
 
 def summary_line(plan: Plan) -> str:
     s = plan.summary()
+    if plan.not_compared:
+        skipped = f"values not compared (--skip-values): {', '.join(plan.not_compared)}."
+        if not plan.changes:
+            return f"No changes, but {skipped}" if not plan.blockers else \
+                f"No changes can be planned; {len(plan.blockers)} object(s) blocked; {skipped}"
+        return f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete; {skipped}"
     if not plan.changes:
         return "No changes. Everything is in sync." if not plan.blockers else \
             f"No changes can be planned; {len(plan.blockers)} object(s) blocked."
     return f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete."
+
+
+def _fields(plan: Plan, change: Change) -> tuple[FieldChange, ...]:
+    """A value that --skip-values did not read shows as not compared, never as a value to be written."""
+    if change.ref not in plan.not_compared:
+        return change.fields
+    return tuple(FieldChange(f.path, f.before and NOT_COMPARED, NOT_COMPARED) if f.path == "value" else f
+                 for f in change.fields)
 
 
 def _field_line(change: Change, f: Any) -> str:
@@ -47,7 +68,7 @@ def _field_line(change: Change, f: Any) -> str:
 
 
 def _value(value: Any) -> str:
-    if value == "(sensitive value)":
+    if value in ("(sensitive value)", NOT_COMPARED):
         return value
     flat = json.dumps(value, sort_keys=True, default=str)
     if len(flat) <= 100 or not isinstance(value, (dict, list)):
@@ -56,15 +77,24 @@ def _value(value: Any) -> str:
 
 
 def as_dict(plan: Plan) -> dict[str, Any]:
-    return {
+    doc = {
         "changes": [{
             "kind": c.kind, "name": c.name, "action": c.action,
             "fields": [{"path": f.path, "before": show(f.before, f.sensitive), "after": show(f.after, f.sensitive)}
-                       for f in c.fields],
+                       for f in _fields(plan, c)],
         } for c in plan.ordered()],
         "blocked": [_blocker(b) for b in plan.blockers],
         "summary": plan.summary(),
     }
+    if plan.not_compared:
+        doc["valuesNotCompared"] = [_ref(ref) for ref in plan.not_compared]
+        doc["summary"]["valuesNotCompared"] = len(plan.not_compared)
+    return doc
+
+
+def _ref(ref: str) -> dict[str, str]:
+    kind, _, name = ref.partition("/")
+    return {"kind": kind, "name": name}
 
 
 def _blocker(b: Blocker) -> dict[str, Any]:
@@ -74,3 +104,53 @@ def _blocker(b: Blocker) -> dict[str, Any]:
 
 def as_json(plan: Plan) -> str:
     return scrub(json.dumps(as_dict(plan), indent=2, sort_keys=False, default=str))
+
+
+# --- what an apply did ---------------------------------------------------------------------------
+# ``outcomes``: each with ``change``, ``result`` (applied | failed | blocked | skipped), ``error`` and
+# ``assigned`` (what AWS gave the write: a parameter's ``version``, a revision's ``taskDefinitionArn``).
+
+DONE = {"create": "created", "update": "updated", "delete": "deleted"}
+RESULTS = ("applied", "failed", "blocked", "skipped")
+
+
+def applied_text(outcomes: list[Any]) -> str:
+    lines = []
+    for o in outcomes:
+        if o.result == "applied":
+            lines.append(f"  {SYMBOL[o.change.action]} {o.change.ref}: {DONE[o.change.action]}"
+                         + "".join(f", {_assigned(k, v)}" for k, v in o.assigned.items() if k != "revision"))
+        else:
+            lines.append(f"  ! {o.change.ref}: {o.change.action} {o.result}: {o.error}")
+    counts = _counts(outcomes)
+    skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
+    lines.append(f"Apply complete: {counts['applied']} applied, {counts['failed']} failed, "
+                 f"{counts['blocked']} blocked{skipped}.")
+    return scrub("\n".join(lines))   # an error message may echo what was sent
+
+
+def _assigned(key: str, value: Any) -> str:
+    return f"registered {value}" if key == "taskDefinitionArn" else f"{key} {value}"
+
+
+def _counts(outcomes: list[Any]) -> dict[str, int]:
+    return {r: sum(o.result == r for o in outcomes) for r in RESULTS}
+
+
+def applied_dict(plan: Plan, outcomes: list[Any]) -> dict[str, Any]:
+    """One document for an apply: the plan, each change with its result and what AWS assigned, and the
+    counts of the results under ``applied``."""
+    doc = as_dict(plan)
+    by_ref = {o.change.ref: o for o in outcomes}
+    for change, entry in zip(plan.ordered(), doc["changes"]):
+        o = by_ref.get(change.ref)
+        entry["result"] = o.result if o else "not run"
+        entry["assigned"] = dict(o.assigned) if o else {}
+        if o and o.error:
+            entry["error"] = o.error
+    doc["applied"] = _counts(outcomes)
+    return doc
+
+
+def applied_json(plan: Plan, outcomes: list[Any]) -> str:
+    return scrub(json.dumps(applied_dict(plan, outcomes), indent=2, default=str))

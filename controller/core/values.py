@@ -21,7 +21,7 @@ def resolve(desired: Desired, environ: Mapping[str, str], read: ReadFile) -> tup
     values, problems = {}, []
     for p in desired.parameters.values():
         source, obj = p.source, p.obj
-        if source is None or source.generate is not None:
+        if source is None or not p.compares_value:   # generated, or not read (--skip-values)
             continue
         at = ("spec", "value")
         if source.fromEnv is not None:
