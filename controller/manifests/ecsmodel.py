@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from typing import Any
+from typing import Any, Iterator
 
 import botocore.session
 from botocore.validate import ParamValidator
@@ -34,6 +34,28 @@ def problems(fields: dict[str, Any]) -> list[tuple[tuple, str]]:
         path = _path(name) + ((extra["unknown_param"],) if kind == "unknown field" else ())
         out.append((path, _message(kind, extra)))
     return out
+
+
+def integers(fields: dict[str, Any]) -> Iterator[tuple[tuple, Any]]:
+    """(path, value) of every value that stands where the model wants an integer or a long: botocore
+    checks only that it is an ``int``, so ``true`` and ``10**30`` pass its validator."""
+    yield from _integers(ecs_input(fields), _input_shape(), ())
+
+
+def _integers(value: Any, shape: Any, path: tuple) -> Iterator[tuple[tuple, Any]]:
+    kind = shape.type_name
+    if kind in ("integer", "long"):
+        yield path, value
+    elif kind == "structure" and isinstance(value, dict):
+        for key, item in value.items():
+            if key in shape.members:
+                yield from _integers(item, shape.members[key], path + (key,))
+    elif kind == "list" and isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _integers(item, shape.member, path + (i,))
+    elif kind == "map" and isinstance(value, dict):
+        for key, item in value.items():
+            yield from _integers(item, shape.value, path + (key,))
 
 
 def _path(name: str) -> tuple:
