@@ -170,8 +170,17 @@ class _Builder:
                 if not isinstance(source, yaml.MappingNode):
                     raise YamlProblem(source.start_mark.line + 1, "<< merges a mapping or a list of mappings; "
                                                                   "point it at a mapping's anchor (<<: *name)")
-                merged.extend((k, v, False) for k, v, _ in self._pairs(source, depth + 1))
+                merged.extend((k, v, False) for k, v in self._effective(source, depth + 1))
         return merged + own
+
+    def _effective(self, node: yaml.MappingNode, depth: int) -> list[tuple[yaml.Node, yaml.Node]]:
+        """A merged mapping as it reads: its own keys over its merged ones, the first merged one winning."""
+        chosen: dict[Any, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node, own in self._pairs(node, depth):
+            key = self._scalar(key_node, ()) if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+            if own or key not in chosen:
+                chosen[key] = (key_node, value_node)
+        return list(chosen.values())
 
 
 def _tag_name(tag: str) -> str:

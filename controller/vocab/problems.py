@@ -57,5 +57,6 @@ def dotted(path: tuple) -> str:
     """('spec', 'containerDefinitions', 0, 'image') → 'spec.containerDefinitions[0].image'."""
     out = ""
     for part in path:
+        part = part if isinstance(part, int) or str(part).isprintable() else repr(part)  # one line per problem
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
