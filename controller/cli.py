@@ -134,6 +134,8 @@ def _aws(args: argparse.Namespace) -> Any:
 
 
 def _region(args: argparse.Namespace) -> str:
+    if args.region:
+        return args.region   # a botocore session takes longer than validating a manifest
     import botocore.session
     session = botocore.session.Session(profile=args.profile) if args.profile and not args.sandbox else \
         botocore.session.Session()

@@ -73,9 +73,13 @@ def load_documents(text: str) -> list[YamlDocument]:
         line = mark.line + 1 if mark else 1
         if "nesting depth" in str(exc.problem):  # newer libyaml (PyYAML >= 6.0.4) stops deep nesting itself
             raise YamlProblem(line, f"nested deeper than {MAX_DEPTH} levels; flatten the document") from None
-        raise YamlProblem(line, f"YAML does not parse: {exc.problem or exc}") from None
+        raise YamlProblem(line, f"YAML does not parse: {_one_line(exc.problem or exc)}") from None
+    except yaml.reader.ReaderError as exc:   # libyaml's reader: a position, no mark
+        line = text[: exc.position].count("\n") + 1
+        raise YamlProblem(line, f"YAML does not parse: {_one_line(exc.reason)} "
+                                f"(character U+{int(exc.character):04X})") from None
     except yaml.YAMLError as exc:
-        raise YamlProblem(1, f"YAML does not parse: {exc}") from None
+        raise YamlProblem(1, f"YAML does not parse: {_one_line(exc)}") from None
     except RecursionError:  # PyYAML's pure-Python composer recurses before our depth limit can see it
         raise YamlProblem(1, f"nested deeper than {MAX_DEPTH} levels; flatten the document") from None
     finally:
@@ -181,6 +185,10 @@ class _Builder:
             if own or key not in chosen:
                 chosen[key] = (key_node, value_node)
         return list(chosen.values())
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split("\n")[0].split())
 
 
 def _tag_name(tag: str) -> str:
