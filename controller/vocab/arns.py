@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 SM_REFERENCE_PREFIX = "/aws/reference/secretsmanager/"
@@ -110,7 +111,8 @@ class BadReference(ValueError):
 def parse_value_from(raw: str) -> Reference:
     for pos, ch in enumerate(raw, start=1):
         if ch.isspace() or not ch.isprintable():   # ECS passes valueFrom as written: "/a\n" is not "/a"
-            raise BadReference(f"{raw!r} has whitespace or a control character ({ch!r}) at position {pos}; "
+            described = f"{ch!r} (U+{ord(ch):04X} {unicodedata.name(ch, 'control character')})"
+            raise BadReference(f"{raw!r} has whitespace or a control character, {described}, at position {pos}; "
                                "a parameter name or ARN has none — remove it")
     if not raw.startswith("arn:"):
         return Reference(raw=raw, service="ssm", name=raw)
