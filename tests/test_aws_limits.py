@@ -177,7 +177,7 @@ CASES: dict[str, Case] = {
 
 
 @pytest.fixture
-def counted(fast_aws: str, monkeypatch: pytest.MonkeyPatch):
+def counted(fast_aws: str, monkeypatch: pytest.MonkeyPatch):  # noqa: F811 - the fixture, used
     """A proxy with no faults in front of moto, counting every request the CLI makes."""
     with FaultProxy(fast_aws) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)

@@ -89,6 +89,8 @@ class Tagged:
 
 
 def _represent_tagged(dumper: yaml.SafeDumper, data: Tagged) -> yaml.Node:
+    while isinstance(data.value, Tagged):   # one tag per node: the innermost value, the outermost tag
+        data = Tagged(data.tag, data.value.value)
     if isinstance(data.value, dict):
         return dumper.represent_mapping(data.tag, data.value)
     if isinstance(data.value, list):
@@ -294,7 +296,9 @@ TD = "apiVersion: ecs-secrets/v1\nkind: TaskDefinition\nmetadata: {name: w}\nspe
     TD + "  containerDefinitions: [{name: a, image: b, memory: 128}]\n  tags: [{key: team}]\n",   # KeyError: 'value'
     TD + "  containerDefinitions: [{name: a, image: b, memory: 128}]\n  tags: [{value: x}]\n",    # KeyError: 'key'
     TD + "  containerDefinitions: [{name: a, image: b, memory: 128}]\n  tags: {\"a\\nb\": x}\n",
-], ids=["float", "bool", "timestamp", "int", "equals", "nul", "tag-without-value", "tag-without-key", "tags-mapping"])
+    "apiVersion: ecs-secrets/v2\nkind: |\n  x\nmetadata: {name: gen}\n",               # a problem over two lines
+], ids=["float", "bool", "timestamp", "int", "equals", "nul", "tag-without-value", "tag-without-key", "tags-mapping",
+        "kind-with-newline"])
 def test_found_crashes_stay_fixed(text: str) -> None:
     check(text)
 
