@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     from controller import logs
     logs.setup(args.log_format, args.log_level)
     try:
+        _check_owner(args)
         return COMMANDS[args.command](args)
     except ControllerError as exc:
         _fail(args, str(exc), exc)
@@ -133,6 +134,17 @@ def main(argv: list[str] | None = None) -> int:
         from controller.vocab.sensitive import scrub
         _fail(args, f"{error_code(exc)}: {scrub(str(exc))}", exc)
     return EXIT_ERROR
+
+
+def _check_owner(args: argparse.Namespace) -> None:
+    """Before anything else: --owner is written as a tag value on every parameter, role and task definition
+    (a bad one would fail at the first CreateRole, after the parameters were written)."""
+    if getattr(args, "owner", None) is None:
+        return
+    from controller.manifests.limits import check_owner
+    msg = check_owner(args.owner)
+    if msg:
+        raise ControllerError(msg)
 
 
 def _fail(args: argparse.Namespace, message: str, exc: BaseException | None) -> None:
@@ -154,6 +166,8 @@ def _aws(args: argparse.Namespace) -> Any:
 
 
 def _region(args: argparse.Namespace) -> str:
+    if args.region:
+        return args.region   # a botocore session takes longer than validating a manifest
     import botocore.session
     session = botocore.session.Session(profile=args.profile) if args.profile and not args.sandbox else \
         botocore.session.Session()

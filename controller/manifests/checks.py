@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from typing import Iterator
 
-from controller.manifests import ecsmodel, rules
+from controller.manifests import ecsmodel, limits, rules
 from controller.manifests.documents import Manifest, Obj
 from controller.vocab.arns import BadReference, parse_arn, parse_value_from, partition_of
 from controller.vocab.problems import Problem
@@ -26,6 +26,7 @@ def check(manifest: Manifest) -> list[Problem]:
     problems.extend(_duplicates(manifest))
     problems.extend(_references(manifest))
     problems.extend(_partitions(manifest))
+    problems.extend(limits.problems(manifest))
     return problems
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from typing import Any
+from typing import Any, Iterator
 
 import botocore.session
 from botocore.validate import ParamValidator
@@ -77,3 +77,25 @@ def _message(kind: str, extra: dict) -> str:
     if kind == "invalid length":
         return f"wrong length; ECS expects at least {extra.get('min_allowed')}"
     return f"{kind}; see the RegisterTaskDefinition API reference"
+
+
+def integers(fields: dict[str, Any]) -> Iterator[tuple[tuple, Any]]:
+    """(path, value) of every value that stands where the model wants an integer or a long: botocore
+    checks only that it is an ``int``, so ``true`` and ``10**30`` pass its validator."""
+    yield from _integers(ecs_input(fields), _input_shape(), ())
+
+
+def _integers(value: Any, shape: Any, path: tuple) -> Iterator[tuple[tuple, Any]]:
+    kind = shape.type_name
+    if kind in ("integer", "long"):
+        yield path, value
+    elif kind == "structure" and isinstance(value, dict):
+        for key, item in value.items():
+            if key in shape.members:
+                yield from _integers(item, shape.members[key], path + (key,))
+    elif kind == "list" and isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _integers(item, shape.member, path + (i,))
+    elif kind == "map" and isinstance(value, dict):
+        for key, item in value.items():
+            yield from _integers(item, shape.value, path + (key,))

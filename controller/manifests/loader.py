@@ -54,7 +54,7 @@ def _load_file(file: Path, problems: list[Problem]) -> Iterator[Obj]:
     try:
         docs = load_documents(decode(file.read_bytes()))
     except YamlProblem as exc:
-        problems.append(Problem(str(file), exc.line, None, None, exc.message))
+        problems.append(Problem(str(file), exc.line, None, dotted(exc.path) or None, exc.message))
         return
     except OSError as exc:
         problems.append(Problem(str(file), 1, None, None, f"cannot read it: {exc.strerror}"))

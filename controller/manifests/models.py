@@ -31,7 +31,7 @@ class Metadata(Strict):
 
 
 class Generate(Strict):
-    length: int = Field(32, ge=8, le=4096, description="characters of a random URL-safe value")
+    length: int = Field(32, ge=8, le=4096, strict=True, description="characters of a random URL-safe value")
 
 
 class ValueSource(Strict):
@@ -81,7 +81,8 @@ class TaskDefinitionSpec(BaseModel):
 
     family: str
     executionRole: str | None = Field(None, description="an ExecutionRole's metadata.name, a role name or a role ARN")
-    keepRevisions: int | None = Field(None, ge=1, description="deregister owned revisions older than the newest N")
+    keepRevisions: int | None = Field(None, ge=1, strict=True,   # strict: `true` is not 1, nor "3" or 2.0
+                                      description="deregister owned revisions older than the newest N")
     deletionPolicy: DeletionPolicy = "Retain"
 
     def ecs_fields(self) -> dict[str, Any]:

@@ -17,14 +17,14 @@ MAX_DEPTH = 50
 MAX_NODES = 200_000
 
 Path = tuple  # of str | int
-_STANDARD_TAGS = ("tag:yaml.org,2002:",)   # !!str, !!int, !!map...; never !!python/... or a local !tag
 
 
 class YamlProblem(Exception):
-    def __init__(self, line: int, message: str) -> None:
+    def __init__(self, line: int, message: str, path: Path = ()) -> None:
         super().__init__(message)
         self.line = line
         self.message = message
+        self.path = path     # where in the document, when known
 
 
 @dataclass
@@ -73,14 +73,25 @@ def load_documents(text: str) -> list[YamlDocument]:
         line = mark.line + 1 if mark else 1
         if "nesting depth" in str(exc.problem):  # newer libyaml (PyYAML >= 6.0.4) stops deep nesting itself
             raise YamlProblem(line, f"nested deeper than {MAX_DEPTH} levels; flatten the document") from None
-        raise YamlProblem(line, f"YAML does not parse: {exc.problem or exc}") from None
+        raise YamlProblem(line, f"YAML does not parse: {_one_line(exc.problem or exc)}") from None
+    except yaml.reader.ReaderError as exc:   # libyaml's reader: a position, no mark
+        line = text[: exc.position].count("\n") + 1
+        raise YamlProblem(line, f"YAML does not parse: {_one_line(exc.reason)} "
+                                f"(character U+{int(exc.character):04X})") from None
     except yaml.YAMLError as exc:
-        raise YamlProblem(1, f"YAML does not parse: {exc}") from None
+        raise YamlProblem(1, f"YAML does not parse: {_one_line(exc)}") from None
     except RecursionError:  # PyYAML's pure-Python composer recurses before our depth limit can see it
         raise YamlProblem(1, f"nested deeper than {MAX_DEPTH} levels; flatten the document") from None
     finally:
         loader.dispose()
     return docs
+
+
+_YAML = "tag:yaml.org,2002:"
+# The tags a manifest may use, on the node kind each fits; !!binary, !!set, !!omap, !!pairs, !!python/...
+# and local !tags are refused. "value" is what PyYAML resolves a plain "=" to: a string to anyone else.
+_SCALARS = {_YAML + t for t in ("str", "int", "float", "bool", "null", "timestamp", "value")}
+_MAP, _SEQ, _MERGE = _YAML + "map", _YAML + "seq", _YAML + "merge"
 
 
 class _Builder:
@@ -90,6 +101,17 @@ class _Builder:
         self.count = 0
 
     def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
+        line = self._visit(node, depth)
+        self.lines[path] = line
+        if isinstance(node, yaml.MappingNode):
+            self._expect(node, _MAP, "a mapping", path)
+            return self._mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            self._expect(node, _SEQ, "a list", path)
+            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+        return self._scalar(node, path)
+
+    def _visit(self, node: yaml.Node, depth: int) -> int:
         self.count += 1
         line = node.start_mark.line + 1
         if self.count > MAX_NODES:
@@ -97,25 +119,77 @@ class _Builder:
                                     "write the document out without deep aliases")
         if depth > MAX_DEPTH:
             raise YamlProblem(line, f"nested deeper than {MAX_DEPTH} levels; flatten the document")
-        self.lines[path] = line
-        if not node.tag.startswith(_STANDARD_TAGS):
-            raise YamlProblem(line, f"unsupported YAML tag {node.tag!r}; manifests use plain YAML — remove it")
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path, depth)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
-        return self.loader.construct_object(node)
+        return line
+
+    @staticmethod
+    def _expect(node: yaml.Node, tag: str, what: str, path: Path) -> None:
+        if node.tag != tag:
+            raise YamlProblem(node.start_mark.line + 1, f"{_tag_name(node.tag)} cannot tag {what}; "
+                                                        "manifests use plain YAML — remove the tag", path)
+
+    def _scalar(self, node: yaml.Node, path: Path) -> Any:
+        line = node.start_mark.line + 1
+        if node.tag not in _SCALARS:
+            raise YamlProblem(line, f"{_tag_name(node.tag)} is not supported; manifests use plain YAML "
+                                    "(strings, numbers, true/false, null, mappings, lists) — remove the tag", path)
+        if node.tag == _YAML + "value":
+            return node.value
+        try:
+            return self.loader.construct_object(node)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, yaml.YAMLError):
+            # PyYAML's constructors fail with bare Python errors: `!!float abc`, `!!int x`, `!!bool maybe`
+            raise YamlProblem(line, f"{node.value[:40]!r} is not a valid {_tag_name(node.tag)}; "
+                                    "fix the value or remove the tag", path) from None
 
     def _mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict:
-        self.loader.flatten_mapping(node)  # resolves "<<" merge keys
         out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = self.loader.construct_object(key_node)
+        explicit: set[str] = set()
+        for key_node, value_node, own in self._pairs(node, depth):
+            key = self._scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
             line = key_node.start_mark.line + 1
             if not isinstance(key, str):
-                raise YamlProblem(line, f"a key must be a string, not {type(key).__name__} {key!r}; quote it")
-            if key in out:
-                raise YamlProblem(line, f"duplicate key {key!r}; keep only one")
+                shown = "a mapping or list" if key is None else f"{type(key).__name__} {key!r}"
+                raise YamlProblem(line, f"a key must be a string, not {shown}; quote it", path)
+            if own and key in explicit:
+                raise YamlProblem(line, f"duplicate key {key!r}; keep only one", path + (key,))
+            if key in out and not own:
+                continue  # merged: the first mapping that gives the key wins (yaml.org/type/merge.html)
+            if own:
+                explicit.add(key)
             out[key] = self.build(value_node, path + (key,), depth + 1)
             self.lines[path + (key,)] = line
         return out
+
+    def _pairs(self, node: yaml.MappingNode, depth: int) -> list[tuple[yaml.Node, yaml.Node, bool]]:
+        """The mapping's pairs, merged ones (``<<``) first and flagged, so that keys written here override them."""
+        merged: list[tuple[yaml.Node, yaml.Node, bool]] = []
+        own = []
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE:
+                own.append((key_node, value_node, True))
+                continue
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for source in sources:
+                self._visit(source, depth + 1)
+                if not isinstance(source, yaml.MappingNode):
+                    raise YamlProblem(source.start_mark.line + 1, "<< merges a mapping or a list of mappings; "
+                                                                  "point it at a mapping's anchor (<<: *name)")
+                merged.extend((k, v, False) for k, v in self._effective(source, depth + 1))
+        return merged + own
+
+    def _effective(self, node: yaml.MappingNode, depth: int) -> list[tuple[yaml.Node, yaml.Node]]:
+        """A merged mapping as it reads: its own keys over its merged ones, the first merged one winning."""
+        chosen: dict[Any, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node, own in self._pairs(node, depth):
+            key = self._scalar(key_node, ()) if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+            if own or key not in chosen:
+                chosen[key] = (key_node, value_node)
+        return list(chosen.values())
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split("\n")[0].split())
+
+
+def _tag_name(tag: str) -> str:
+    return "!!" + tag[len(_YAML):] if tag.startswith(_YAML) else repr(tag)

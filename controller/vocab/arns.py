@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 SM_REFERENCE_PREFIX = "/aws/reference/secretsmanager/"
@@ -47,7 +48,7 @@ def aws_managed_policy_arn(partition: str, name: str) -> str:
 
 
 def parse_arn(text: str) -> Arn | None:
-    m = _ARN.match(text)
+    m = _ARN.fullmatch(text)   # not match(): its "$" also matches before a trailing newline
     return Arn(**m.groupdict()) if m else None
 
 
@@ -108,6 +109,11 @@ class BadReference(ValueError):
 
 
 def parse_value_from(raw: str) -> Reference:
+    for pos, ch in enumerate(raw, start=1):
+        if ch.isspace() or not ch.isprintable():   # ECS passes valueFrom as written: "/a\n" is not "/a"
+            described = f"{ch!r} (U+{ord(ch):04X} {unicodedata.name(ch, 'control character')})"
+            raise BadReference(f"{raw!r} has whitespace or a control character, {described}, at position {pos}; "
+                               "a parameter name or ARN has none — remove it")
     if not raw.startswith("arn:"):
         return Reference(raw=raw, service="ssm", name=raw)
     arn = parse_arn(raw)

@@ -20,7 +20,12 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}"
         parts = [where] + [p for p in (self.obj, self.field) if p] + [self.message]
-        return ": ".join(parts)
+        return ": ".join(map(_one_line, parts))
+
+
+def _one_line(text: str) -> str:
+    """A kind, name or key with a newline in it must not break the one-line-per-problem format."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class ControllerError(Exception):
@@ -66,5 +71,6 @@ def dotted(path: tuple) -> str:
     """('spec', 'containerDefinitions', 0, 'image') → 'spec.containerDefinitions[0].image'."""
     out = ""
     for part in path:
+        part = part if isinstance(part, int) or str(part).isprintable() else repr(part)  # one line per problem
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
