@@ -25,7 +25,13 @@ def _common(p: argparse.ArgumentParser, manifests: bool = True) -> None:
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
-    p.add_argument("--sandbox", action="store_true", help="run against an embedded AWS (moto), no account needed")
+    p.add_argument("--sandbox", action="store_true", help="run against an embedded AWS (moto), no account needed; "
+                   "it keeps its state between commands in .ecs-secrets/ (no values)")
+    p.add_argument("--sandbox-state", metavar="PATH", help="with --sandbox: the state file (default "
+                   ".ecs-secrets/sandbox.jsonl in the working directory)")
+    p.add_argument("--sandbox-reset", action="store_true", help="with --sandbox: start from an empty AWS")
+    p.add_argument("--sandbox-strict", action="store_true", help="with --sandbox: invent nothing (no placeholders, "
+                   "no random values for unset sources), so a typo in a reference fails as on an account")
     p.add_argument("--rate-limit", action="append", metavar="NAME=TPS[/BURST]", help="client-side API rate limit, "
                    "repeatable: ssm=40, ecs-write=1/20, iam=off, or off for none (default: AWS's published "
                    "quotas; ECS_SECRETS_RATE_LIMITS works too)")
@@ -105,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         from controller.aws.session import error_code
         from controller.vocab.sensitive import scrub
         _fail(args, f"{error_code(exc)}: {scrub(str(exc))}", exc)
+    finally:
+        if getattr(args, "_sandbox", None) is not None:
+            args._sandbox.stop()   # what it invented, if not said yet; the mock ends with the command
     return EXIT_ERROR
 
 
@@ -118,12 +127,17 @@ def _aws(args: argparse.Namespace) -> Any:
     from controller.aws.session import Aws
     if args.sandbox:
         from controller.sandbox import embedded
-        args._sandbox = embedded.start(args.region)
+        args._sandbox = embedded.start(args.region, args.sandbox_state, args.sandbox_reset, args.sandbox_strict)
+    elif args.sandbox_state or args.sandbox_reset or args.sandbox_strict:
+        raise ControllerError("--sandbox-state, --sandbox-reset and --sandbox-strict need --sandbox")
     import os
     flags = getattr(args, "rate_limit", None)  # after ECS_SECRETS_RATE_LIMITS, so that the flags win
     limits = ",".join([os.environ.get("ECS_SECRETS_RATE_LIMITS", ""), *flags]) if flags else None
-    return Aws(region=args.region, profile=None if args.sandbox else args.profile, endpoint_url=args.endpoint_url,
-               rate_limits=limits)
+    aws = Aws(region=args.region, profile=None if args.sandbox else args.profile, endpoint_url=args.endpoint_url,
+              rate_limits=limits)
+    if args.sandbox:
+        args._sandbox.attach(aws)   # its writes are what the next command restores
+    return aws
 
 
 def _region(args: argparse.Namespace) -> str:
@@ -145,21 +159,14 @@ def _load(args: argparse.Namespace, aws: Any) -> Any:
     from controller import reconcile
     desired = reconcile.load(args.filename, aws, args.owner)
     if args.sandbox:
-        from controller.sandbox import embedded
-        embedded.seed(aws, desired)
+        args._sandbox.prepare(aws, desired)
     return desired
 
 
 def _sources(args: argparse.Namespace) -> dict[str, Any]:
     """Where values come from: ``reconcile.Settings``' own defaults (the environment and files), or under
     --sandbox the same with stand-ins for what is missing."""
-    if not args.sandbox:
-        return {}
-    import os
-
-    from controller import reconcile
-    from controller.sandbox import values
-    return {"environ": values.Environ(os.environ), "read_file": values.reader(reconcile.read_text)}
+    return args._sandbox.sources() if args.sandbox else {}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -260,10 +267,8 @@ def _identity(args: argparse.Namespace, region: str) -> tuple[str, str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from controller.daemon import loop
-    seed = None
-    if args.sandbox:
-        from controller.sandbox.embedded import seed
-    return loop.run(args, _aws(args), _sources(args), seed)
+    aws = _aws(args)
+    return loop.run(args, aws, _sources(args), args._sandbox.prepare if args.sandbox else None)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
