@@ -67,6 +67,8 @@ def parser() -> argparse.ArgumentParser:
     pol.add_argument("--account", metavar="ID", help="12-digit account id (default: sts:GetCallerIdentity)")
     _cluster(pol)
     _run_parser(sub.add_parser("run", help="the daemon: reconcile every interval and on manifest changes"))
+    _init_parser(sub.add_parser("init", help="write manifests for task definitions that already run (adopt: true, "
+                                "never a value)"))
     sch = sub.add_parser("schema", help="print the manifests' JSON Schema")
     sch.add_argument("--log-level", default="warning")
     sch.add_argument("--log-format", default="text")
@@ -77,6 +79,16 @@ def _cluster(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster", action="append", default=[], metavar="NAME", help="an ECS cluster whose services' "
                    "task-definition revisions keepRevisions and --prune never deregister; repeatable (default: "
                    "every cluster of the Region)")
+
+
+def _init_parser(p: argparse.ArgumentParser) -> None:
+    _common(p, manifests=False)
+    p.add_argument("--family", action="append", default=[], metavar="NAME[:REV]", help="a task-definition family "
+                   "(its latest ACTIVE revision) or FAMILY:REVISION; repeatable")
+    p.add_argument("--service", action="append", default=[], metavar="CLUSTER/NAME", help="an ECS service: the "
+                   "revision it runs now; repeatable")
+    p.add_argument("-o", "--out-dir", metavar="DIR", help="write one file per family into DIR (default: print "
+                   "them on stdout)")
 
 
 def _run_parser(run: argparse.ArgumentParser) -> None:
@@ -231,6 +243,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
                           against_aws=args.against == "aws", out=sys.stdout)
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    import yaml
+
+    from controller.aws import adopt_read
+    from controller.core import adopt
+    if not args.family and not args.service:
+        raise ControllerError("init needs --family NAME or --service CLUSTER/NAME")
+    aws = _aws(args)
+    found = adopt_read.read(aws, args.family, args.service)
+    header = "# written by `ecs-secrets init`: what runs now, adopt: true; no value was read or written\n"
+    if not args.out_dir:
+        print(header + yaml.safe_dump_all(adopt.documents(found, aws.region), sort_keys=False), end="")
+        return EXIT_OK
+    from pathlib import Path
+    out = Path(args.out_dir)
+    files = {out / f"{name}.yaml": docs for name, docs in adopt.by_family(found, aws.region).items()}
+    clash = [str(path) for path in files if path.exists()]
+    if clash:
+        raise ControllerError(f"{', '.join(clash)} exists; init never overwrites a file (remove it or choose -o)")
+    out.mkdir(parents=True, exist_ok=True)
+    for path, docs in files.items():
+        path.write_text(header + yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from controller.manifests.schema import schema
     print(json.dumps(schema(), indent=2))
@@ -273,5 +311,5 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate, "reconcile": cmd_reconcile, "verify": cmd_verify, "schema": cmd_schema,
-    "controller-policy": cmd_controller_policy, "run": cmd_run,
+    "controller-policy": cmd_controller_policy, "run": cmd_run, "init": cmd_init,
 }

@@ -155,7 +155,8 @@ def test_what_it_invents_is_one_block_and_strict_invents_nothing(workdir: Path, 
 
     monkeypatch.setenv("SANDBOX_TEST_DB_PASSWORD", secrets.token_urlsafe(24))
     code, out, err = run(capfd, "reconcile", "--dry-run", "--sandbox-strict")
-    assert code == 1, out + err          # the pre-write check, as on an account
+    assert code == 1, out + err          # the pre-write check, as on an account; the placeholders the run
+                                         # before made (and the state kept) are left out too
     assert "/app/db_pasword" in err and "sandbox: invented" not in err and "error:" in err
 
 

@@ -109,7 +109,7 @@ class Sandbox:
                 clients[(service, region)] = session.client(service, region_name=region)
             return getattr(clients[(service, region)], xform_name(operation))(**params)
         try:
-            return journal_.replay(self.journal.entries(), call, self._value)
+            return journal_.replay(self.journal.entries(), call, self._value, invented=not self.strict)
         except Exception as exc:
             raise ControllerError(f"cannot restore the sandbox from {self.journal.path} ({type(exc).__name__}); "
                                   "start empty with --sandbox-reset") from exc
@@ -129,7 +129,11 @@ class Sandbox:
                 self._sources[("ssm", region, name)] = {kind: getattr(source, kind) if kind in ("fromEnv", "fromFile")
                                                         else True}
         if not self.strict:
-            _seed(self, aws, desired)
+            self.journal.inventing = True
+            try:
+                _seed(self, aws, desired)
+            finally:
+                self.journal.inventing = False
             core_values.resolve(desired, self.environ, self.read_file)   # stand-ins are invented (and listed) now
         self.report()
 

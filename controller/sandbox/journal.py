@@ -64,6 +64,7 @@ class Journal:
     def __init__(self, path: Path, source_of: Callable[[str, str, str], Source]) -> None:
         self.path, self.source_of = path, source_of
         self.paused = False
+        self.inventing = False   # writes of the sandbox's own placeholders: --sandbox-strict leaves them out
         self._lock = threading.Lock()
 
     def entries(self) -> list[dict[str, Any]]:
@@ -86,6 +87,8 @@ class Journal:
         ids = {"/".join(p): v for p in RANDOM_IDS.get((service, operation), ()) if (v := _dig(answer, p))}
         if ids:
             entry["ids"] = ids
+        if self.inventing:
+            entry["invented"] = True
         line = json.dumps(entry, sort_keys=True, default=_refuse)
         with self._lock:
             self._start_file()
@@ -121,10 +124,12 @@ def _refuse(value: Any) -> Any:
 
 
 def replay(entries: list[dict[str, Any]], call: Callable[[str, str, str, dict[str, Any]], Any],
-           value: Callable[[Source, str, str, str], str]) -> int:
+           value: Callable[[Source, str, str, str], str], invented: bool = True) -> int:
     """Send every entry again through ``call(service, region, operation, params)``; ``value(source, service,
-    region, name)`` gives each value anew. Returns how many calls were replayed."""
+    region, name)`` gives each value anew; ``invented=False`` leaves out the sandbox's own placeholders.
+    Returns how many calls were replayed."""
     renamed: dict[str, str] = {}
+    entries = [e for e in entries if invented or not e.get("invented")]
     for entry in entries:
         service, region, operation = entry["service"], entry["region"], entry["operation"]
         text = json.dumps(entry["params"])
