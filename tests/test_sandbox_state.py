@@ -170,3 +170,34 @@ def test_another_state_file(workdir: Path, capfd) -> None:
     assert (workdir / "elsewhere" / "state.jsonl").exists() and not (workdir / ".ecs-secrets").exists()
     code, out, _ = run(capfd, "reconcile", "--dry-run", "--detailed-exitcode", "--sandbox-state", "elsewhere/state.jsonl")
     assert code == 0, out
+
+
+# --- the journal alone (no moto) ----------------------------------------------------------------------
+
+def test_the_journal_holds_sources_not_values_and_maps_random_ids(tmp_path: Path) -> None:
+    from controller.sandbox.journal import Journal, replay
+    canary = secrets.token_urlsafe(24)
+    sources = {("ssm", "us-east-1", "/a"): {"fromEnv": "A"}, ("ssm", "us-east-1", "/lit"): {"literal": True},
+               ("ssm", "us-east-1", "/sec-lit"): {"literal": True}}
+    journal = Journal(tmp_path / ".ecs-secrets" / "s.jsonl", lambda s, r, n: sources.get((s, r, n), {"placeholder": True}))
+    journal.record("kms", "us-east-1", "CreateKey", {}, {"KeyMetadata": {"KeyId": "old-id", "Arn": "arn:k/old-id"}})
+    journal.record("ssm", "us-east-1", "PutParameter", {"Name": "/a", "Type": "SecureString", "Value": canary,
+                                                       "KeyId": "old-id"}, {})
+    journal.record("ssm", "us-east-1", "PutParameter", {"Name": "/lit", "Type": "String", "Value": "shown"}, {})
+    journal.record("ssm", "us-east-1", "PutParameter", {"Name": "/sec-lit", "Type": "SecureString", "Value": canary}, {})
+    journal.record("secretsmanager", "us-east-1", "CreateSecret", {"Name": "s", "SecretString": canary}, {})
+    journal.record("ssm", "us-east-1", "GetParameters", {"Names": ["/a"]}, {})          # a read: not kept
+    text = journal.path.read_text()
+    assert canary not in text and "GetParameters" not in text and '"shown"' in text
+    assert (journal.path.parent / ".gitignore").exists()
+
+    sent: list[tuple[str, dict]] = []
+
+    def call(service: str, region: str, operation: str, params: dict) -> dict:
+        sent.append((operation, params))
+        return {"KeyMetadata": {"KeyId": "new-id", "Arn": "arn:k/new-id"}} if operation == "CreateKey" else {}
+    given = []
+    assert replay(journal.entries(), call, lambda source, s, r, n: given.append((n, dict(source))) or "now") == 5
+    assert sent[1] == ("PutParameter", {"Name": "/a", "Type": "SecureString", "Value": "now", "KeyId": "new-id"})
+    assert sent[2][1]["Value"] == "shown"
+    assert given == [("/a", {"fromEnv": "A"}), ("/sec-lit", {"placeholder": True}), ("s", {"placeholder": True})]
