@@ -25,7 +25,13 @@ def _common(p: argparse.ArgumentParser, manifests: bool = True) -> None:
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
-    p.add_argument("--sandbox", action="store_true", help="run against an embedded AWS (moto), no account needed")
+    p.add_argument("--sandbox", action="store_true", help="run against an embedded AWS (moto), no account needed; "
+                   "it keeps its state between commands in .ecs-secrets/ (no values)")
+    p.add_argument("--sandbox-state", metavar="PATH", help="with --sandbox: the state file (default "
+                   ".ecs-secrets/sandbox.jsonl in the working directory)")
+    p.add_argument("--sandbox-reset", action="store_true", help="with --sandbox: start from an empty AWS")
+    p.add_argument("--sandbox-strict", action="store_true", help="with --sandbox: invent nothing (no placeholders, "
+                   "no random values for unset sources), so a typo in a reference fails as on an account")
     p.add_argument("--rate-limit", action="append", metavar="NAME=TPS[/BURST]", help="client-side API rate limit, "
                    "repeatable: ssm=40, ecs-write=1/20, iam=off, or off for none (default: AWS's published "
                    "quotas; ECS_SECRETS_RATE_LIMITS works too)")
@@ -67,6 +73,8 @@ def parser() -> argparse.ArgumentParser:
     pol.add_argument("--account", metavar="ID", help="12-digit account id (default: sts:GetCallerIdentity)")
     _cluster(pol)
     _run_parser(sub.add_parser("run", help="the daemon: reconcile every interval and on manifest changes"))
+    _init_parser(sub.add_parser("init", help="write manifests for task definitions that already run (adopt: true, "
+                                "never a value)"))
     sch = sub.add_parser("schema", help="print the manifests' JSON Schema")
     sch.add_argument("--log-level", default="warning")
     sch.add_argument("--log-format", default="text")
@@ -77,6 +85,16 @@ def _cluster(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster", action="append", default=[], metavar="NAME", help="an ECS cluster whose services' "
                    "task-definition revisions keepRevisions and --prune never deregister; repeatable (default: "
                    "every cluster of the Region)")
+
+
+def _init_parser(p: argparse.ArgumentParser) -> None:
+    _common(p, manifests=False)
+    p.add_argument("--family", action="append", default=[], metavar="NAME[:REV]", help="a task-definition family "
+                   "(its latest ACTIVE revision) or FAMILY:REVISION; repeatable")
+    p.add_argument("--service", action="append", default=[], metavar="CLUSTER/NAME", help="an ECS service: the "
+                   "revision it runs now; repeatable")
+    p.add_argument("-o", "--out-dir", metavar="DIR", help="write one file per family into DIR (default: print "
+                   "them on stdout)")
 
 
 def _run_parser(run: argparse.ArgumentParser) -> None:
@@ -133,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         from controller.aws.session import error_code
         from controller.vocab.sensitive import scrub
         _fail(args, f"{error_code(exc)}: {scrub(str(exc))}", exc)
+    finally:
+        if getattr(args, "_sandbox", None) is not None:
+            args._sandbox.stop()   # what it invented, if not said yet; the mock ends with the command
     return EXIT_ERROR
 
 
@@ -157,12 +178,17 @@ def _aws(args: argparse.Namespace) -> Any:
     from controller.aws.session import Aws
     if args.sandbox:
         from controller.sandbox import embedded
-        args._sandbox = embedded.start(args.region)
+        args._sandbox = embedded.start(args.region, args.sandbox_state, args.sandbox_reset, args.sandbox_strict)
+    elif args.sandbox_state or args.sandbox_reset or args.sandbox_strict:
+        raise ControllerError("--sandbox-state, --sandbox-reset and --sandbox-strict need --sandbox")
     import os
     flags = getattr(args, "rate_limit", None)  # after ECS_SECRETS_RATE_LIMITS, so that the flags win
     limits = ",".join([os.environ.get("ECS_SECRETS_RATE_LIMITS", ""), *flags]) if flags else None
-    return Aws(region=args.region, profile=None if args.sandbox else args.profile, endpoint_url=args.endpoint_url,
-               rate_limits=limits)
+    aws = Aws(region=args.region, profile=None if args.sandbox else args.profile, endpoint_url=args.endpoint_url,
+              rate_limits=limits)
+    if args.sandbox:
+        args._sandbox.attach(aws)   # its writes are what the next command restores
+    return aws
 
 
 def _region(args: argparse.Namespace) -> str:
@@ -190,21 +216,14 @@ def _load(args: argparse.Namespace, aws: Any) -> Any:
     from controller import reconcile
     desired = reconcile.load(args.filename, aws, args.owner)
     if args.sandbox:
-        from controller.sandbox import embedded
-        embedded.seed(aws, desired)
+        args._sandbox.prepare(aws, desired)
     return desired
 
 
 def _sources(args: argparse.Namespace) -> dict[str, Any]:
     """Where values come from: ``reconcile.Settings``' own defaults (the environment and files), or under
     --sandbox the same with stand-ins for what is missing."""
-    if not args.sandbox:
-        return {}
-    import os
-
-    from controller import reconcile
-    from controller.sandbox import values
-    return {"environ": values.Environ(os.environ), "read_file": values.reader(reconcile.read_text)}
+    return args._sandbox.sources() if args.sandbox else {}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -296,6 +315,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
                           against_aws=args.against == "aws", out=sys.stdout)
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    import yaml
+
+    from controller.aws import adopt_read
+    from controller.core import adopt
+    if not args.family and not args.service:
+        raise ControllerError("init needs --family NAME or --service CLUSTER/NAME")
+    aws = _aws(args)
+    found = adopt_read.read(aws, args.family, args.service)
+    header = "# written by `ecs-secrets init`: what runs now, adopt: true; no value was read or written\n"
+    if not args.out_dir:
+        print(header + yaml.safe_dump_all(adopt.documents(found, aws.region), sort_keys=False), end="")
+        return EXIT_OK
+    from pathlib import Path
+    out = Path(args.out_dir)
+    files = {out / f"{name}.yaml": docs for name, docs in adopt.by_family(found, aws.region).items()}
+    clash = [str(path) for path in files if path.exists()]
+    if clash:
+        raise ControllerError(f"{', '.join(clash)} exists; init never overwrites a file (remove it or choose -o)")
+    out.mkdir(parents=True, exist_ok=True)
+    for path, docs in files.items():
+        path.write_text(header + yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from controller.manifests.schema import schema
     print(json.dumps(schema(), indent=2))
@@ -332,13 +377,11 @@ def _identity(args: argparse.Namespace, region: str) -> tuple[str, str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from controller.daemon import loop
-    seed = None
-    if args.sandbox:
-        from controller.sandbox.embedded import seed
-    return loop.run(args, _aws(args), _sources(args), seed)
+    aws = _aws(args)
+    return loop.run(args, aws, _sources(args), args._sandbox.prepare if args.sandbox else None)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate, "reconcile": cmd_reconcile, "verify": cmd_verify, "schema": cmd_schema,
-    "controller-policy": cmd_controller_policy, "run": cmd_run,
+    "controller-policy": cmd_controller_policy, "run": cmd_run, "init": cmd_init,
 }

@@ -29,8 +29,16 @@ def k8s_objects() -> list[dict]:
             for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-def one(kind: str) -> dict:
-    found = [o for o in k8s_objects() if o["kind"] == kind]
+COMPONENT = K8S / "components" / "servicemonitor"
+
+
+def component_objects() -> list[dict]:
+    return [doc for path in sorted(COMPONENT.glob("*.yaml")) if path.name != "kustomization.yaml"
+            for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def one(kind: str, objects: list[dict] | None = None) -> dict:
+    found = [o for o in (k8s_objects() if objects is None else objects) if o["kind"] == kind]
     assert len(found) == 1, f"{len(found)} {kind} objects in deploy/kubernetes"
     return found[0]
 
@@ -117,7 +125,7 @@ def test_service_account_is_annotated_for_irsa_and_matches_the_trust_policy() ->
 
 def test_service_and_service_monitor_reach_the_metrics_port() -> None:
     labels = one("Deployment")["spec"]["template"]["metadata"]["labels"]
-    service, monitor = one("Service"), one("ServiceMonitor")
+    service, monitor = one("Service"), one("ServiceMonitor", component_objects())
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert service["spec"]["selector"].items() <= labels.items()
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
@@ -132,6 +140,24 @@ def test_kustomization_lists_every_object_file() -> None:
     files = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
     assert set(kustomization["resources"]) == files
     assert [i["name"] for i in kustomization["images"]] == [container()["image"].split(":")[0]]
+
+
+# Kinds every cluster serves without a CRD (the Kubernetes API reference's built-in groups).
+BUILT_IN_API_VERSIONS = {"v1", "apps/v1", "policy/v1", "networking.k8s.io/v1", "rbac.authorization.k8s.io/v1"}
+
+
+def test_the_base_needs_no_crd_and_the_service_monitor_is_an_optional_component() -> None:
+    """`kubectl apply -k deploy/kubernetes` on a cluster without the Prometheus Operator must not fail with
+    "no matches for kind ServiceMonitor": the base holds built-in kinds only, and the ServiceMonitor is a
+    kustomize Component (kustomize's "components" feature: apiVersion kustomize.config.k8s.io/v1alpha1,
+    kind Component) that a cluster with the operator turns on."""
+    assert {o["apiVersion"] for o in k8s_objects()} <= BUILT_IN_API_VERSIONS
+    assert not yaml.safe_load((K8S / "kustomization.yaml").read_text()).get("components")
+    component = yaml.safe_load((COMPONENT / "kustomization.yaml").read_text())
+    assert component["apiVersion"] == "kustomize.config.k8s.io/v1alpha1" and component["kind"] == "Component"
+    assert set(component["resources"]) == {p.name for p in COMPONENT.glob("*.yaml")} - {"kustomization.yaml"}
+    assert [o["kind"] for o in component_objects()] == ["ServiceMonitor"]
+    assert "components/servicemonitor" in (K8S / "kustomization.yaml").read_text()   # said how to turn it on
 
 
 # --- ECS --------------------------------------------------------------------------------------------
@@ -227,7 +253,8 @@ def test_no_secret_is_baked_into_an_image(name: str) -> None:
             assert not [n for n in names if re.search(r"PASSWORD|SECRET|TOKEN|AWS_ACCESS_KEY|AWS_SESSION", n)], names
         if instruction in ("COPY", "ADD"):
             sources = [w for w in shlex.split(argument) if not w.startswith("--")][:-1]
-            assert all(s.rstrip("/") in ("pyproject.toml", "README.md", "controller", "manifests") for s in sources)
+            assert all(s.rstrip("/") in ("pyproject.toml", "README.md", "controller", "manifests",
+                                         "deploy/constraints.txt") for s in sources)
 
 
 def test_ecs_image_bakes_the_manifests_where_run_reads_them() -> None:
@@ -238,7 +265,68 @@ def test_ecs_image_bakes_the_manifests_where_run_reads_them() -> None:
 
 def test_dockerignore_keeps_the_build_context_small() -> None:
     lines = [ln for ln in (ROOT / ".dockerignore").read_text().splitlines() if ln and not ln.startswith("#")]
-    assert lines[0] == "*" and {"!controller/", "!manifests/", "!pyproject.toml", "!README.md"} <= set(lines)
+    assert lines[0] == "*" and {"!controller/", "!manifests/", "!pyproject.toml", "!README.md",
+                                "!deploy/constraints.txt"} <= set(lines)
+
+
+def test_tmp_belongs_to_the_image_user_and_is_a_volume_on_fargate() -> None:
+    """ECS on Fargate: a bind-mount volume is owned by root, mode 0755, unless the image declares the path as
+    a VOLUME, whose directory (owner and mode included) ECS copies into the volume (ECS Developer Guide,
+    "Use bind mounts with Amazon ECS"). With readonlyRootFilesystem the controller (uid 10001) can write
+    only there."""
+    steps = instructions(DEPLOY / "Dockerfile")
+    runtime = steps[max(i for i, (ins, _) in enumerate(steps) if ins == "FROM"):]
+    runs = " && ".join(a for i, a in runtime if i == "RUN")
+    assert re.search(r"chown 10001:10001 (\S+ )*/tmp\b", runs), "the runtime stage gives /tmp to uid 10001"
+    assert ("VOLUME", '["/tmp"]') in runtime
+    td = ecs_file("task-definition.json")
+    (c,) = td["containerDefinitions"]
+    assert c["readonlyRootFilesystem"] is True
+    (mount,) = [m for m in c["mountPoints"] if m["containerPath"] == "/tmp"]
+    assert mount["readOnly"] is False
+    (volume,) = [v for v in td["volumes"] if v["name"] == mount["sourceVolume"]]
+    assert volume == {"name": mount["sourceVolume"]}   # a bind mount: no host path (Fargate takes none)
+
+
+CONSTRAINTS = DEPLOY / "constraints.txt"
+
+
+def pins() -> dict[str, str]:
+    from packaging.utils import canonicalize_name
+    lines = [ln.strip() for ln in CONSTRAINTS.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+!-]+", ln) for ln in lines), "only exact pins"
+    return {canonicalize_name(ln.split("==")[0]): ln.split("==")[1] for ln in lines}
+
+
+def test_the_image_installs_pinned_versions_of_every_dependency() -> None:
+    import importlib.metadata
+    import tomllib
+
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    pinned = pins()
+    steps = instructions(DEPLOY / "Dockerfile")
+    assert any(i == "RUN" and "pip wheel --constraint deploy/constraints.txt" in a for i, a in steps)
+    assert ("COPY", "deploy/constraints.txt ./deploy/constraints.txt") in steps
+    env = {**default_environment(), "python_version": "3.12", "python_full_version": "3.12.0", "extra": ""}
+    wanted = [Requirement(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
+    for req in wanted:   # the pins satisfy pyproject.toml's ranges
+        assert req.specifier.contains(pinned[canonicalize_name(req.name)], prereleases=True), req
+    seen, todo = set(), [canonicalize_name(r.name) for r in wanted]
+    while todo:          # closed: what each pinned package requires (on the image's Python) is pinned too
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        assert name in pinned, f"{name} is installed in the image but not pinned"
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        todo += [canonicalize_name(r.name) for r in map(Requirement, requires)
+                 if r.marker is None or r.marker.evaluate(env)]
+    assert seen == set(pinned), f"pinned but not needed: {set(pinned) - seen}"
 
 
 def test_controller_policy_is_committed_and_well_formed() -> None:

@@ -27,6 +27,11 @@ def _input_shape():
         "RegisterTaskDefinition").input_shape
 
 
+def input_shape() -> Any:
+    """botocore's shape of the RegisterTaskDefinition input (``ecsschema`` turns it into JSON Schema)."""
+    return _input_shape()
+
+
 def problems(fields: dict[str, Any]) -> list[tuple[tuple, str]]:
     """(path from the task definition's root, message) for every way ``fields`` breaks the model."""
     report = ParamValidator().validate(ecs_input(fields), _input_shape())

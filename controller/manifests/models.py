@@ -18,6 +18,7 @@ DEFAULT_MANAGED_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExec
 DEFAULT_INLINE_POLICY = "ecs-secrets"
 
 DeletionPolicy = Literal["Retain", "Delete"]
+_DELETION = "what --prune does once the object left the manifests: Retain (the default) keeps it, Delete deletes it"
 
 
 class Strict(BaseModel):
@@ -27,7 +28,7 @@ class Strict(BaseModel):
 class Metadata(Strict):
     name: str = Field(description="unique per kind; lowercase letters, digits and '-'")
     adopt: bool = Field(False, description="take over an existing resource of the same name that lacks the owner tag")
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict, description="free-form labels; not sent to AWS")
 
 
 class Generate(Strict):
@@ -54,24 +55,30 @@ class ValueSource(Strict):
 
 class ParameterSpec(Strict):
     name: str = Field(description="the SSM parameter name; a name with a path starts with '/'")
-    type: Literal["SecureString", "String", "StringList"] = "SecureString"
+    type: Literal["SecureString", "String", "StringList"] = Field(
+        "SecureString", description="the SSM parameter type; SecureString (the default) is encrypted with KMS")
     kmsKeyId: str | None = Field(None, description="key id, key ARN, alias/NAME or alias ARN (SecureString only)")
-    description: str | None = Field(None, max_length=1024)
-    tier: Literal["Standard", "Advanced", "Intelligent-Tiering"] = "Standard"
-    tags: dict[str, str] = Field(default_factory=dict)
+    description: str | None = Field(None, max_length=1024, description="the SSM parameter's description")
+    tier: Literal["Standard", "Advanced", "Intelligent-Tiering"] = Field(
+        "Standard", description="the SSM tier: Standard values up to 4 KB, Advanced up to 8 KB")
+    tags: dict[str, str] = Field(default_factory=dict, description="tags of the parameter, besides ecs-secrets:owner")
     value: ValueSource | None = Field(None, description="absent: managed elsewhere, must exist")
-    region: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
-    deletionPolicy: DeletionPolicy = "Retain"
+    region: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+                               description="create it in this Region instead of the controller's")
+    deletionPolicy: DeletionPolicy = Field("Retain", description=_DELETION)
 
 
 class ExecutionRoleSpec(Strict):
-    roleName: str
-    path: str = "/"
-    description: str | None = Field(None, max_length=1000)
-    managedPolicyArns: list[str] = Field(default_factory=lambda: [DEFAULT_MANAGED_POLICY])
-    inlinePolicyName: str = DEFAULT_INLINE_POLICY
-    tags: dict[str, str] = Field(default_factory=dict)
-    deletionPolicy: DeletionPolicy = "Retain"
+    roleName: str = Field(description="the IAM role name")
+    path: str = Field("/", description="the IAM path of the role")
+    description: str | None = Field(None, max_length=1000, description="the IAM role's description")
+    managedPolicyArns: list[str] = Field(default_factory=lambda: [DEFAULT_MANAGED_POLICY],
+                                         description="managed policies attached to the role (default: "
+                                         "AmazonECSTaskExecutionRolePolicy)")
+    inlinePolicyName: str = Field(DEFAULT_INLINE_POLICY, description="the name of the derived inline policy: the "
+                                  "least privilege every TaskDefinition using this role needs")
+    tags: dict[str, str] = Field(default_factory=dict, description="tags of the role, besides ecs-secrets:owner")
+    deletionPolicy: DeletionPolicy = Field("Retain", description=_DELETION)
 
 
 class TaskDefinitionSpec(BaseModel):
@@ -79,34 +86,37 @@ class TaskDefinitionSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    family: str
+    family: str = Field(description="the task-definition family; a change registers a new revision")
     executionRole: str | None = Field(None, description="an ExecutionRole's metadata.name, a role name or a role ARN")
     keepRevisions: int | None = Field(None, ge=1, strict=True,   # strict: `true` is not 1, nor "3" or 2.0
                                       description="deregister owned revisions older than the newest N")
-    deletionPolicy: DeletionPolicy = "Retain"
+    deletionPolicy: DeletionPolicy = Field("Retain", description=_DELETION)
 
     def ecs_fields(self) -> dict[str, Any]:
         return {"family": self.family, **(self.model_extra or {})}
 
 
 class _Document(Strict):
-    apiVersion: Literal["ecs-secrets/v1"]
-    metadata: Metadata
+    apiVersion: Literal["ecs-secrets/v1"] = Field(description="always ecs-secrets/v1")
+    metadata: Metadata = Field(description="the object's name (unique per kind) and whether to adopt")
 
 
 class ParameterDoc(_Document):
-    kind: Literal["Parameter"]
-    spec: ParameterSpec
+    """An SSM parameter: its name, type, KMS key and where its value comes from."""
+    kind: Literal["Parameter"] = Field(description="an SSM Parameter Store parameter")
+    spec: ParameterSpec = Field(description="the parameter")
 
 
 class ExecutionRoleDoc(_Document):
-    kind: Literal["ExecutionRole"]
-    spec: ExecutionRoleSpec
+    """A task execution role, with the inline policy derived from the task definitions that use it."""
+    kind: Literal["ExecutionRole"] = Field(description="an ECS task execution role")
+    spec: ExecutionRoleSpec = Field(description="the role")
 
 
 class TaskDefinitionDoc(_Document):
-    kind: Literal["TaskDefinition"]
-    spec: TaskDefinitionSpec
+    """An ECS task definition family: a change registers a new revision."""
+    kind: Literal["TaskDefinition"] = Field(description="an ECS task definition")
+    spec: TaskDefinitionSpec = Field(description="the RegisterTaskDefinition input, camelCase, with our fields")
 
 
 KINDS: dict[str, type[_Document]] = {

@@ -1,7 +1,8 @@
 """The sandbox's value sources: the environment and the files, with a random stand-in for what is missing.
 
 They take the place of the real sources in ``reconcile.Settings``: reconcile neither knows nor asks
-whether it runs in the sandbox. Each stand-in is said on stderr once, never its value.
+whether it runs in the sandbox. Each stand-in is reported once through ``note`` (the sandbox lists them
+in one block on stderr), never its value.
 """
 
 from __future__ import annotations
@@ -10,15 +11,14 @@ import secrets
 from collections.abc import Mapping
 from typing import Callable, Iterator
 
-from controller.sandbox.embedded import say
-
 
 class Environ(Mapping[str, str]):
     """``environ`` as it is; its ``get`` gives a random value (made once) for a variable that is not set."""
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self, environ: Mapping[str, str], note: Callable[[str], None]) -> None:
         self._environ: Mapping[str, str] = environ
         self._invented: dict[str, str] = {}
+        self._note = note
 
     def __getitem__(self, key: str) -> str:
         return self._environ[key]
@@ -28,7 +28,7 @@ class Environ(Mapping[str, str]):
             return self._environ[key]
         if key not in self._invented:
             self._invented[key] = secrets.token_urlsafe(24)
-            say(f"sandbox: environment variable {key} is not set; using a random value")
+            self._note(f"environment variable {key}: not set, a random value")
         return self._invented[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -38,7 +38,7 @@ class Environ(Mapping[str, str]):
         return len(self._environ)
 
 
-def reader(read: Callable[[str], str]) -> Callable[[str], str]:
+def reader(read: Callable[[str], str], note: Callable[[str], None]) -> Callable[[str], str]:
     """``read``, and a random value (made once per file) for a file that cannot be read."""
     invented: dict[str, str] = {}
 
@@ -48,6 +48,6 @@ def reader(read: Callable[[str], str]) -> Callable[[str], str]:
         except (OSError, UnicodeDecodeError):
             if path not in invented:
                 invented[path] = secrets.token_urlsafe(24)
-                say(f"sandbox: file {path} cannot be read; using a random value")
+                note(f"file {path}: cannot be read, a random value")
             return invented[path]
     return read_or_invent
