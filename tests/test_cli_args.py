@@ -16,6 +16,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from controller import cli as cli_module
 from controller.cli import COMMANDS as ALL_COMMANDS
 from controller.cli import main
 
@@ -138,6 +139,18 @@ def test_a_folder_takes_yaml_yml_and_json_and_says_what_subfolder_it_skips(tmp_p
     assert code == 0, err
     assert objects(out) == ["Parameter/alpha", "Parameter/beta", "Parameter/gamma", "Parameter/delta"]
     assert "skipped" not in err
+
+
+def test_with_r_a_folder_named_like_a_manifest_is_read_and_a_symlinked_folder_is_said(tmp_path, capsys):
+    (tmp_path / "sub.yaml").mkdir()
+    (tmp_path / "sub.yaml" / "a.yaml").write_text(parameter("alpha"))
+    (tmp_path / "link").symlink_to(tmp_path / "sub.yaml", target_is_directory=True)
+    code, _, err = cli(capsys, "validate", "-f", str(tmp_path))
+    assert code == 1 and "a folder named like a manifest" in err and "-R" in err   # refused, as before -R existed
+    code, out, err = cli(capsys, "validate", "-R", "-f", str(tmp_path), "--output", "json")
+    assert code == 0, err
+    assert objects(out) == ["Parameter/alpha"]                      # read once: the symlink is not followed
+    assert f"{tmp_path / 'link'}: a symlink to a folder, not followed" in err
 
 
 def test_the_daemon_takes_every_f(two, aws_env, capsys):
@@ -350,3 +363,11 @@ def test_the_readme_has_no_stale_counts_or_outside_references():
     readme = (REPO / "README.md").read_text()
     assert "../shared" not in readme and "/work/" not in readme
     assert not re.search(r"\b\d+ (?:tests|passed)\b", readme), re.findall(r".{30}\b\d+ (?:tests|passed)\b", readme)
+
+
+def test_an_option_given_before_and_after_the_command_takes_the_later_and_joins_lists():
+    args = cli_module.parse(["--owner", "a", "--rate-limit", "ssm=1", "--log-level", "debug", "run",
+                             "-f", "manifests", "--owner", "b", "--rate-limit", "iam=2"])
+    assert args.owner == "b" and args.rate_limit == ["ssm=1", "iam=2"]
+    assert args.log_level == "debug"                          # not run's own default, info
+    assert cli_module.parse(["run", "-f", "manifests"]).log_level == "info"

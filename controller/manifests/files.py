@@ -82,12 +82,18 @@ def _folder(folder: Path, root: Path, recursive: bool, problems: list[Problem],
         if entry.name.startswith("."):
             continue  # hidden: a ConfigMap's ..data, an editor's swap file, .git
         if entry.is_dir():
-            if entry.is_symlink():
+            problem = _symlink_problem(entry, root) if entry.is_symlink() else None
+            if problem:
+                problems.append(problem)
+            elif entry.is_symlink():
                 _note(notes, f"{entry}: a symlink to a folder, not followed; name the folder with -f instead")
-            elif not recursive:
-                _note(notes, f"{entry}: a subfolder, skipped; pass -R to read subfolders too")
-            else:
+            elif recursive:
                 yield from _folder(entry, root, recursive, problems, notes)
+            elif entry.name.endswith(SUFFIXES):   # its name says it holds manifests: skipping it would lose them
+                problems.append(Problem(str(entry), 1, None, None, "a folder named like a manifest; folders are "
+                                        "not read recursively without -R: pass -R or rename it"))
+            else:
+                _note(notes, f"{entry}: a subfolder, skipped; pass -R to read subfolders too")
             continue
         if not entry.name.endswith(SUFFIXES):
             continue  # a README or a script beside the manifests
