@@ -136,7 +136,6 @@ def _seconds(positive: bool) -> Callable[[str], float]:
         if value != value or value < 0 or (positive and value == 0):   # NaN, negative, zero
             raise argparse.ArgumentTypeError(f"{text} seconds: give {'more than 0' if positive else '0 or more'}")
         return value
-    parse.__name__ = "seconds"
     return parse
 
 
@@ -235,9 +234,10 @@ def _run_parser(sub: Any) -> None:
     _cluster(run)
     positive = _seconds(positive=True)
     run.add_argument("--interval", type=positive, default=60.0, metavar="SECONDS", help="between reconciles (±10%%)")
-    run.add_argument("--metrics-port", type=_port, default=9100, help="/metrics, /healthz, /readyz, /status "
-                     "(default 9100; 0: any free port)")
-    run.add_argument("--metrics-address", default="0.0.0.0", help="address the metrics port binds to")
+    run.add_argument("--metrics-port", type=_port, default=9100, metavar="PORT",
+                     help="/metrics, /healthz, /readyz, /status (default 9100; 0: any free port)")
+    run.add_argument("--metrics-address", default="0.0.0.0", metavar="ADDRESS",
+                     help="address the metrics port binds to")
     run.add_argument("--lease-table", metavar="NAME", help="DynamoDB table for leader election (created if missing)")
     run.add_argument("--lease-duration", type=positive, default=15.0, metavar="S", help="a follower takes over after "
                      "the lease went unrenewed this long (default 15)")

@@ -254,7 +254,8 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         return {"leader": self.leading(), "holder": self.lease.holder if self.lease else None,
                 "fence": self.lease.fence if self.lease else None, "ready": self.ready,
-                "manifests": {"path": str(self.path), "valid": self.manifest_error is None, "error": self.manifest_error,
+                "manifests": {"path": str(self.path), "valid": self.manifest_error is None,
+                              "error": self.manifest_error,
                               "objects": len(self.desired.objects) if self.desired else 0},
                 "last_reconcile": self.last, "objects": self.table.snapshot(self.backoff, time.monotonic())}
 
