@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -262,8 +263,10 @@ def test_a_check_refusal_is_one_json_document_naming_the_object(tmp_path, aws_en
           kmsKeyId: alias/does-not-exist
           value: {fromEnv: CLI_ARGS_VALUE}
         """))
-    monkeypatch.setenv("CLI_ARGS_VALUE", "x")
+    canary = f"canary-{secrets.token_urlsafe(16)}"
+    monkeypatch.setenv("CLI_ARGS_VALUE", canary)
     code, out, err = cli(capsys, "reconcile", "-f", str(m), "--output", "json")
+    assert canary not in out + err
     assert code == 1, err
     document = json.loads(out)                      # one document: not the plan and then the errors
     assert [e["object"] for e in document["errors"]] == ["Parameter/keyed"]
