@@ -1,59 +1,207 @@
-"""The command line: parse, set up logging and AWS, run one command, map the outcome to an exit code."""
+"""The command line: parse, set up logging and AWS, run one command, map the outcome to an exit code.
+
+Exit codes are terraform's: 0 success, 1 any error (a usage error included: argparse's own 2 would read as
+``--detailed-exitcode``'s "changes pending"), 2 only for pending changes, 3 for ``verify``'s unknowns.
+Global options may stand before or after the command; no option is ever abbreviated.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
-from controller import __version__
-from controller.vocab.problems import ControllerError
+import shtab
+
+from controller.manifests.files import STDIN, Sources
+from controller.manifests.yamlload import MAX_FILE_BYTES
+from controller.vocab.problems import CheckError, ControllerError, ManifestError
+from controller.vocab.sensitive import scrub
 
 log = logging.getLogger("ecs_secrets")
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
+EXITS = {
+    "validate": "0 valid; 1 invalid, or a usage error",
+    "reconcile": "0 converged (with --dry-run: planned); 1 any error, a usage error included;\n"
+                 "  2 only with --dry-run --detailed-exitcode: changes pending",
+    "run": "0 after SIGTERM or SIGINT (with --once: everything converged); 1 an error",
+    "verify": "0 every secret readable; 1 any denied or missing, or an error; 3 only unknowns",
+    "schema": "0; 1 a usage error",
+    "controller-policy": "0; 1 an error",
+    "init": "0 manifests written; 1 nothing found to adopt, or an error",
+    "completion": "0; 1 a usage error",
+}
+
+
+class UsageError(Exception):
+    """A command line that argparse or our own checks refuse: exit 1 with the usage of ``parser``."""
+
+    def __init__(self, message: str, parser: argparse.ArgumentParser) -> None:
+        super().__init__(message)
+        self.message, self.parser = message, parser
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with terraform's exit code for a usage error (1, never 2) and no abbreviated options
+    (``--pru`` must not mean ``--prune``). ``add_subparsers`` makes every subparser one too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    commands: dict[str, argparse.ArgumentParser]   # the main parser's: each command's own parser
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, self)
+
+
+# --- options ------------------------------------------------------------------------------------
+# The global options are defined on the main parser and on every subcommand that they make sense for,
+# all with default=SUPPRESS: an option is in the namespace only where it was given, so the copy after the
+# command never overwrites the one before it with a default. The defaults are filled in after parsing.
+
+DEFAULTS: dict[str, Any] = {"region": None, "profile": None, "endpoint_url": None, "owner": "ecs-secrets",
+                            "sandbox": False, "sandbox_state": None, "sandbox_reset": False, "sandbox_strict": False,
+                            "rate_limit": None, "output": "text", "log_format": "text",
+                            "log_level": "warning"}
+AWS, OUTPUT, LOGS = "aws", "output", "logs"
+
+
+def _global_options(p: argparse.ArgumentParser, *groups: str, top: bool = False) -> None:
+    g = p.add_argument_group("global options (before or after the command)")
+    S = argparse.SUPPRESS
+    if AWS in groups:
+        g.add_argument("--region", default=S, help="AWS Region (default: from the environment or profile)")
+        g.add_argument("--profile", default=S, help="AWS shared-config profile")
+        g.add_argument("--endpoint-url", default=S, help="AWS endpoint (AWS_ENDPOINT_URL works too)")
+        g.add_argument("--owner", default=S, help="owner id written to the ecs-secrets:owner tag (default ecs-secrets)")
+        g.add_argument("--sandbox", action="store_true", default=S, help="run against an embedded AWS (moto), no "
+                       "account needed; it keeps its state between commands in .ecs-secrets/ (no values)")
+        g.add_argument("--sandbox-state", default=S, metavar="PATH", help="with --sandbox: the state file (default "
+                       ".ecs-secrets/sandbox.jsonl in the working directory)")
+        g.add_argument("--sandbox-reset", action="store_true", default=S, help="with --sandbox: start from an empty AWS")
+        g.add_argument("--sandbox-strict", action="store_true", default=S, help="with --sandbox: invent nothing (no "
+                       "placeholders, no random values for unset sources), so a typo in a reference fails as on an "
+                       "account")
+        # the main parser's copy has its own dest: a subparser starts an empty list, and the two are joined
+        g.add_argument("--rate-limit", action="append", default=S, dest="top_rate_limit" if top else "rate_limit",
+                       metavar="NAME=TPS[/BURST]", help="client-side API rate limit, repeatable: ssm=40, "
+                       "ecs-write=1/20, iam=off, or off for none (default: AWS's published quotas; "
+                       "ECS_SECRETS_RATE_LIMITS works too)")
+    if OUTPUT in groups:
+        g.add_argument("--output", choices=("text", "json"), default=S,
+                       help="text (default) or json: one JSON document on stdout, refusals included")
+    if LOGS in groups:
+        g.add_argument("--log-format", choices=("text", "json"), default=S, help="stderr logs as text (default) "
+                       "or JSON lines")
+        g.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=S,
+                       help="default warning (run: info); debug also shows tracebacks")
+    if not top:
+        p.set_defaults(_globals=frozenset(_dests(groups)))
+
+
+def _dests(groups: tuple[str, ...]) -> set[str]:
+    by_group = {AWS: {"region", "profile", "endpoint_url", "owner", "sandbox", "sandbox_state", "sandbox_reset",
+                      "sandbox_strict", "rate_limit"}, OUTPUT: {"output"},
+                LOGS: {"log_format", "log_level"}}
+    return set().union(*(by_group[g] for g in groups))
+
 
 def _common(p: argparse.ArgumentParser, manifests: bool = True) -> None:
+    """What every command that talks to AWS or reads manifests takes."""
     if manifests:
-        p.add_argument("-f", "--filename", required=True, metavar="PATH", help="a manifest file or a folder of them")
-    p.add_argument("--region", help="AWS Region (default: from the environment or profile)")
-    p.add_argument("--profile", help="AWS shared-config profile")
-    p.add_argument("--endpoint-url", help="AWS endpoint (AWS_ENDPOINT_URL works too)")
-    p.add_argument("--owner", default="ecs-secrets", help="owner id written to the ecs-secrets:owner tag")
-    p.add_argument("--output", choices=("text", "json"), default="text")
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
-    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
-    p.add_argument("--sandbox", action="store_true", help="run against an embedded AWS (moto), no account needed; "
-                   "it keeps its state between commands in .ecs-secrets/ (no values)")
-    p.add_argument("--sandbox-state", metavar="PATH", help="with --sandbox: the state file (default "
-                   ".ecs-secrets/sandbox.jsonl in the working directory)")
-    p.add_argument("--sandbox-reset", action="store_true", help="with --sandbox: start from an empty AWS")
-    p.add_argument("--sandbox-strict", action="store_true", help="with --sandbox: invent nothing (no placeholders, "
-                   "no random values for unset sources), so a typo in a reference fails as on an account")
-    p.add_argument("--rate-limit", action="append", metavar="NAME=TPS[/BURST]", help="client-side API rate limit, "
-                   "repeatable: ssm=40, ecs-write=1/20, iam=off, or off for none (default: AWS's published "
-                   "quotas; ECS_SECRETS_RATE_LIMITS works too)")
+        _manifest_options(p)
+    _global_options(p, AWS, OUTPUT, LOGS)
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="ecs-secrets", description="Keep SSM parameters, task execution roles "
-                                  "and ECS task definitions converged from one desired-state YAML.")
-    top.add_argument("--version", action="version", version=f"ecs-secrets {__version__}")
+def _manifest_options(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("-f", "--filename", action="append", required=required, metavar="PATH",
+                   help="a manifest file, a folder of them (*.yaml, *.yml, *.json) or - (standard input); "
+                   "repeatable: every -f adds to one desired state").complete = shtab.FILE
+    p.add_argument("-R", "--recursive", action="store_true", help="also read the subfolders of a folder given to -f")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 or more")
+    return value
+
+
+def _seconds(positive: bool) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if value != value or value < 0 or (positive and value == 0):   # NaN, negative, zero
+            raise argparse.ArgumentTypeError(f"{text} seconds: give {'more than 0' if positive else '0 or more'}")
+        return value
+    return parse
+
+
+def _port(text: str) -> int:
+    value = _count(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value}: a port is 0 to 65535 (0: any free one)")
+    return value
+
+
+def _epilog(command: str) -> str:
+    return f"exit status: {EXITS[command]}"
+
+
+# --- the parser ---------------------------------------------------------------------------------
+
+def parser() -> Parser:
+    top = Parser(prog="ecs-secrets", description="Keep SSM parameters, task execution roles and ECS task "
+                 "definitions converged from one desired-state YAML.", epilog="exit status: 0 success; 1 any "
+                 "error, a usage error included; 2 `reconcile --dry-run --detailed-exitcode`: changes pending;\n"
+                 "  3 `verify`: only unknowns. `ecs-secrets COMMAND --help` says each command's.")
+    top.add_argument("--version", action="version", version=f"ecs-secrets {_version()}")
+    _global_options(top, AWS, OUTPUT, LOGS, top=True)
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _common(sub.add_parser("validate", help="check manifests; no AWS call"))
-    rec = sub.add_parser("reconcile", help="observe, plan, print the plan, apply it")
+    v = sub.add_parser("validate", help="check manifests; no AWS call", epilog=_epilog("validate"))
+    _common(v)
+    _reconcile_parser(sub)
+    _verify_parser(sub)
+    _controller_policy_parser(sub)
+    _run_parser(sub)
+    _init_parser(sub)
+    sch = sub.add_parser("schema", help="print the manifests' JSON Schema", epilog=_epilog("schema"))
+    _global_options(sch, LOGS)
+    comp = sub.add_parser("completion", help="print a shell completion script", epilog=_epilog("completion") +
+                          '\n\nbash: eval "$(ecs-secrets completion bash)" (or save it in '
+                          "~/.local/share/bash-completion/completions/ecs-secrets)\n"
+                          'zsh:  ecs-secrets completion zsh > "${fpath[1]}/_ecs-secrets"')
+    comp.add_argument("shell", choices=("bash", "zsh", "tcsh"))
+    comp.set_defaults(_globals=frozenset())
+    top.commands = sub.choices
+    return top
+
+
+def _reconcile_parser(sub: Any) -> None:
+    rec = sub.add_parser("reconcile", help="observe, plan, print the plan, apply it", epilog=_epilog("reconcile"))
     _common(rec)
     rec.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
     rec.add_argument("--detailed-exitcode", action="store_true", help="with --dry-run: exit 2 when changes are pending")
     rec.add_argument("--prune", action="store_true", help="delete owned objects that left the manifests")
-    rec.add_argument("--max-deletions", type=int, default=10, metavar="N")
+    rec.add_argument("--max-deletions", type=_count, default=10, metavar="N", help="refuse a plan with more "
+                     "deletions (and deregistrations) than this (default 10)")
     rec.add_argument("--lease-table", metavar="NAME", help="the DynamoDB lease table of `run --lease-table`: hold "
                      "its lease while observing, planning and writing, so that no other run or daemon of the same "
                      "owner writes at the same time (created if missing)")
-    rec.add_argument("--lock-timeout", type=float, default=60.0, metavar="S", help="with --lease-table: wait this "
-                     "long for the lease, then fail writing nothing (default 60; 0: fail at once)")
+    rec.add_argument("--lock-timeout", type=_seconds(positive=False), default=60.0, metavar="S", help="with "
+                     "--lease-table: wait this long for the lease, then fail writing nothing (default 60; 0: fail "
+                     "at once)")
     rec.add_argument("--out", metavar="FILE", help="with --dry-run: also save the plan to FILE (JSON; no value, "
                      "digest or length of a value), for `reconcile --plan FILE`")
     rec.add_argument("--plan", metavar="FILE", help="apply exactly the plan saved in FILE; refused, writing nothing, "
@@ -61,24 +209,32 @@ def parser() -> argparse.ArgumentParser:
     rec.add_argument("--skip-values", action="store_true", help="with --dry-run: read no fromEnv/fromFile value "
                      "(none is compared), so that a job without the production secrets can plan")
     _cluster(rec)
-    ver = sub.add_parser("verify", help="prove each container can read each of its secrets")
+    rec.set_defaults(_check=_check_reconcile)
+
+
+def _check_reconcile(args: argparse.Namespace) -> str | None:
+    if args.detailed_exitcode and not args.dry_run:
+        return "--detailed-exitcode needs --dry-run (an apply exits 0 converged or 1 error)"
+    return None
+
+
+def _verify_parser(sub: Any) -> None:
+    ver = sub.add_parser("verify", help="prove each container can read each of its secrets", epilog=_epilog("verify"))
+    _manifest_options(ver, required=False)
     _common(ver, manifests=False)
-    ver.add_argument("-f", "--filename", metavar="PATH")
     ver.add_argument("--family", metavar="NAME[:REV]", help="a registered task definition instead of manifests")
     ver.add_argument("--against", choices=("aws",), help="also cross-check with iam:SimulatePrincipalPolicy")
-    pol = sub.add_parser("controller-policy", help="print the least-privilege IAM policy the controller itself needs")
+    ver.set_defaults(_check=lambda a: None if a.filename or a.family else "verify needs -f PATH or --family NAME[:REV]")
+
+
+def _controller_policy_parser(sub: Any) -> None:
+    pol = sub.add_parser("controller-policy", help="print the least-privilege IAM policy the controller itself needs",
+                         epilog=_epilog("controller-policy"))
     _common(pol)
     pol.add_argument("--lease-table", metavar="NAME", help="include the DynamoDB lease table of `run --lease-table`")
     pol.add_argument("--prune", action="store_true", help="include what --prune needs to list and delete")
     pol.add_argument("--account", metavar="ID", help="12-digit account id (default: sts:GetCallerIdentity)")
     _cluster(pol)
-    _run_parser(sub.add_parser("run", help="the daemon: reconcile every interval and on manifest changes"))
-    _init_parser(sub.add_parser("init", help="write manifests for task definitions that already run (adopt: true, "
-                                "never a value)"))
-    sch = sub.add_parser("schema", help="print the manifests' JSON Schema")
-    sch.add_argument("--log-level", default="warning")
-    sch.add_argument("--log-format", default="text")
-    return top
 
 
 def _cluster(p: argparse.ArgumentParser) -> None:
@@ -87,7 +243,9 @@ def _cluster(p: argparse.ArgumentParser) -> None:
                    "every cluster of the Region)")
 
 
-def _init_parser(p: argparse.ArgumentParser) -> None:
+def _init_parser(sub: Any) -> None:
+    p = sub.add_parser("init", help="write manifests for task definitions that already run (adopt: true, never "
+                       "a value)", epilog=_epilog("init"))
     _common(p, manifests=False)
     p.add_argument("--family", action="append", default=[], metavar="NAME[:REV]", help="a task-definition family "
                    "(its latest ACTIVE revision) or FAMILY:REVISION; repeatable")
@@ -97,21 +255,27 @@ def _init_parser(p: argparse.ArgumentParser) -> None:
                    "them on stdout)")
 
 
-def _run_parser(run: argparse.ArgumentParser) -> None:
+def _run_parser(sub: Any) -> None:
+    run = sub.add_parser("run", help="the daemon: reconcile every interval and on manifest changes",
+                         epilog=_epilog("run"))
     _common(run)
     _cluster(run)
-    run.add_argument("--interval", type=float, default=60.0, metavar="SECONDS", help="between reconciles (±10%%)")
-    run.add_argument("--metrics-port", type=int, default=9100, help="/metrics, /healthz, /readyz, /status")
-    run.add_argument("--metrics-address", default="0.0.0.0", help="address the metrics port binds to")
+    positive = _seconds(positive=True)
+    run.add_argument("--interval", type=positive, default=60.0, metavar="SECONDS", help="between reconciles (±10%%)")
+    run.add_argument("--metrics-port", type=_port, default=9100, metavar="PORT",
+                     help="/metrics, /healthz, /readyz, /status (default 9100; 0: any free port)")
+    run.add_argument("--metrics-address", default="0.0.0.0", metavar="ADDRESS",
+                     help="address the metrics port binds to")
     run.add_argument("--lease-table", metavar="NAME", help="DynamoDB table for leader election (created if missing)")
-    run.add_argument("--lease-duration", type=float, default=15.0, metavar="S", help="a follower takes over after "
+    run.add_argument("--lease-duration", type=positive, default=15.0, metavar="S", help="a follower takes over after "
                      "the lease went unrenewed this long (default 15)")
-    run.add_argument("--lease-renew-deadline", type=float, default=10.0, metavar="S", help="the leader stops writing "
-                     "when it could not renew for this long (default 10)")
-    run.add_argument("--lease-retry-period", type=float, default=2.0, metavar="S", help="between renewals and "
+    run.add_argument("--lease-renew-deadline", type=positive, default=10.0, metavar="S", help="the leader stops "
+                     "writing when it could not renew for this long (default 10)")
+    run.add_argument("--lease-retry-period", type=positive, default=2.0, metavar="S", help="between renewals and "
                      "attempts to acquire (default 2)")
     run.add_argument("--once", action="store_true", help="one reconcile, then exit (0 when all converged)")
-    run.set_defaults(log_level="info")  # a daemon says what it does: each reconcile, each write, each state change
+    # a daemon says what it does: each reconcile, each write, each state change
+    run.set_defaults(_defaults={"log_level": "info"})
 
 
 def no_core_dumps() -> None:
@@ -134,14 +298,74 @@ def no_core_dumps() -> None:
 _PR_SET_DUMPABLE = 4  # <linux/prctl.h>
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("ecs-secrets")
+    except PackageNotFoundError:   # run from a checkout that was never installed
+        from controller import __version__
+        return __version__
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The namespace of ``argv`` with every default filled in; ``UsageError`` for what cannot run."""
+    top = parser()
+    args = top.parse_args(argv)
+    command, allowed = top.commands[args.command], getattr(args, "_globals", frozenset())
+    stray = sorted(k for k in _dests((AWS, OUTPUT, LOGS)) if hasattr(args, k) and k not in allowed)
+    if getattr(args, "top_rate_limit", None) and "rate_limit" not in allowed:
+        stray.append("rate_limit")
+    if stray:
+        flags = ", ".join("--" + k.replace("_", "-") for k in stray)
+        raise UsageError(f"{flags}: not an option of {args.command}", command)
+    args.rate_limit = (getattr(args, "top_rate_limit", None) or []) + (getattr(args, "rate_limit", None) or []) \
+        or None
+    for key, value in {**DEFAULTS, **getattr(args, "_defaults", {})}.items():
+        if not hasattr(args, key):
+            setattr(args, key, value)
+    if (getattr(args, "filename", None) or []).count(STDIN) > 1:
+        raise UsageError("-f - (standard input) can be given once", command)
+    problem = getattr(args, "_check", lambda a: None)(args)
+    if problem:
+        raise UsageError(problem, command)
+    return args
+
+
+# --- running a command --------------------------------------------------------------------------
+
 def main(argv: list[str] | None = None) -> int:
     no_core_dumps()
-    args = parser().parse_args(argv)
+    try:
+        code = _main(sys.argv[1:] if argv is None else list(argv))
+        sys.stdout.flush()   # a closed pipe shows here, not as a traceback when the interpreter exits
+        return code
+    except BrokenPipeError:
+        # Python's documented way (signal module, "Note on SIGPIPE"): point stdout at devnull, then exit
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass   # not a real file descriptor (a test's captured stdout)
+        return EXIT_ERROR
+
+
+def _main(argv: list[str]) -> int:
+    try:
+        args = parse(argv)
+    except UsageError as exc:
+        exc.parser.print_usage(sys.stderr)
+        print(f"{exc.parser.prog}: error: {exc.message}", file=sys.stderr)
+        if _json_requested(argv):
+            print(json.dumps({"errors": [_error(None, None, None, None, exc.message)]}))
+        return EXIT_ERROR
     from controller import logs
     logs.setup(args.log_format, args.log_level)
     try:
         _check_owner(args)
+        if getattr(args, "filename", None):
+            args.filename = _manifest_sources(args)
         return COMMANDS[args.command](args)
+    except BrokenPipeError:
+        raise
     except ControllerError as exc:
         _fail(args, str(exc), exc)
     except KeyboardInterrupt:
@@ -149,7 +373,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # one clear line, not a traceback, unless debugging
         from controller.aws.session import error_code
-        from controller.vocab.sensitive import scrub
         _fail(args, f"{error_code(exc)}: {scrub(str(exc))}", exc)
     finally:
         if getattr(args, "_sandbox", None) is not None:
@@ -168,10 +391,37 @@ def _check_owner(args: argparse.Namespace) -> None:
         raise ControllerError(msg)
 
 
+def _manifest_sources(args: argparse.Namespace) -> Sources:
+    """What the -f options name; standard input read here, once (bounded like a manifest file)."""
+    stdin = sys.stdin.buffer.read(MAX_FILE_BYTES + 1) if STDIN in args.filename else None
+    return Sources(tuple(args.filename), args.recursive, stdin)
+
+
+def _json_requested(argv: list[str]) -> bool:
+    return "--output=json" in argv or any(a == "--output" and b == "json" for a, b in zip(argv, argv[1:]))
+
+
 def _fail(args: argparse.Namespace, message: str, exc: BaseException | None) -> None:
     if exc is not None and args.log_level == "debug":
         log.debug("traceback", exc_info=exc)
+    if args.output == "json":
+        document: dict[str, Any] = {"valid": False} if args.command == "validate" else {}
+        document["errors"] = _errors(exc, message)
+        print(json.dumps(document, indent=2))
     print(f"error: {message}", file=sys.stderr)
+
+
+def _errors(exc: BaseException | None, message: str) -> list[dict[str, Any]]:
+    """A refusal as data: ``[{file, line, object, field, message}]``, null where it does not apply."""
+    if isinstance(exc, ManifestError):
+        return [_error(p.file, p.line, p.obj, p.field, p.message) for p in exc.problems]
+    if isinstance(exc, CheckError):
+        return [_error(None, None, ref, None, reason) for ref, reason in exc.blockers]
+    return [_error(None, None, None, None, message)]
+
+
+def _error(file: str | None, line: int | None, obj: str | None, field: str | None, message: str) -> dict[str, Any]:
+    return {"file": file, "line": line, "object": obj, "field": field, "message": scrub(message)}
 
 
 def _aws(args: argparse.Namespace) -> Any:
@@ -181,7 +431,6 @@ def _aws(args: argparse.Namespace) -> Any:
         args._sandbox = embedded.start(args.region, args.sandbox_state, args.sandbox_reset, args.sandbox_strict)
     elif args.sandbox_state or args.sandbox_reset or args.sandbox_strict:
         raise ControllerError("--sandbox-state, --sandbox-reset and --sandbox-strict need --sandbox")
-    import os
     flags = getattr(args, "rate_limit", None)  # after ECS_SECRETS_RATE_LIMITS, so that the flags win
     limits = ",".join([os.environ.get("ECS_SECRETS_RATE_LIMITS", ""), *flags]) if flags else None
     aws = Aws(region=args.region, profile=None if args.sandbox else args.profile, endpoint_url=args.endpoint_url,
@@ -269,9 +518,11 @@ def _reconcile(args: argparse.Namespace, aws: Any) -> int:
     result = reconcile.make(aws, desired, settings)
     if saved is not None:
         reconcile.check_plan(args.plan, saved, result, options)
+    if args.output == "json":
+        reconcile.check(result.plan)   # refused: stdout is the one document of the errors, not two
     if args.output == "text":
         print(render.text(result.plan, planfile.parameter_versions(result.plan, result.actual)))
-    elif args.dry_run or result.plan.blockers:   # an apply prints one document: the plan with its results
+    elif args.dry_run:   # an apply prints one document: the plan with its results
         print(render.as_json(result.plan))
     reconcile.check(result.plan)
     if args.dry_run:
@@ -298,8 +549,6 @@ def _lock(args: argparse.Namespace, aws: Any) -> Any:
     import contextlib
     if not args.lease_table or args.dry_run:
         return contextlib.nullcontext()
-    if args.lock_timeout < 0:
-        raise ControllerError("--lock-timeout must be 0 or more")
     from controller.daemon import lock
     return lock.held(aws, args.lease_table, args.owner, None if args.sandbox else args.profile, args.lock_timeout,
                      say=lambda line: print(line, file=sys.stderr))
@@ -307,8 +556,6 @@ def _lock(args: argparse.Namespace, aws: Any) -> Any:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from controller.verify import command as verify
-    if not args.filename and not args.family:
-        raise ControllerError("verify needs -f PATH or --family NAME[:REV]")
     aws = _aws(args)
     desired = _load(args, aws) if args.filename else None
     return verify.command(aws, desired=desired, family=args.family, output=args.output,
@@ -344,6 +591,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from controller.manifests.schema import schema
     print(json.dumps(schema(), indent=2))
+    return EXIT_OK
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    print(shtab.complete(parser(), shell=args.shell), end="")
     return EXIT_OK
 
 
@@ -383,5 +635,5 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate, "reconcile": cmd_reconcile, "verify": cmd_verify, "schema": cmd_schema,
-    "controller-policy": cmd_controller_policy, "run": cmd_run, "init": cmd_init,
+    "controller-policy": cmd_controller_policy, "run": cmd_run, "init": cmd_init, "completion": cmd_completion,
 }

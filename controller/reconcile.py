@@ -103,7 +103,7 @@ def block(plan: Plan, reasons: dict[str, str]) -> Plan:
 def check(plan: Plan) -> None:
     """The one-shot reconcile is all-or-nothing: anything blocked stops it before the first write."""
     if plan.blockers:
-        raise CheckError([f"{b.ref}: {b.reason}" for b in plan.blockers])
+        raise CheckError([(b.ref, b.reason) for b in plan.blockers])
 
 
 def execute(aws: Aws, result: Result, may_write: Callable[[], bool] = lambda: True,

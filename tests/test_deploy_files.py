@@ -222,7 +222,7 @@ def test_deployed_commands_parse_with_the_real_cli(source: str) -> None:
             "ecs": lambda: ecs_file("task-definition.json")["containerDefinitions"][0]["command"],
             "dockerfile": lambda: dockerfile_cmd((DEPLOY / "Dockerfile").read_text())[1:]}[source]()
     args = parser().parse_args(argv)
-    assert args.command == "run" and args.filename == MANIFESTS_PATH and args.metrics_port == 9100
+    assert args.command == "run" and args.filename == [MANIFESTS_PATH] and args.metrics_port == 9100
 
 
 # --- the image ----------------------------------------------------------------------------------

@@ -12,9 +12,11 @@ attempt of every write, so a lost lease stops even the write in flight at its ne
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import random
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -31,6 +33,7 @@ from controller.daemon.lease import Lease, lease_aws, lease_name
 from controller.daemon.metrics import Metrics
 from controller.daemon.status import Pass, Table, iso
 from controller.daemon.watch import Watcher
+from controller.manifests.files import Sources
 from controller.vocab.problems import ControllerError, ManifestError
 from controller.vocab.sensitive import scrub
 
@@ -57,7 +60,7 @@ def _ctx(action: str, obj: str = "-") -> dict[str, str]:
 
 
 class Daemon:
-    def __init__(self, aws: Aws, path: str, settings: reconcile.Settings, interval: float,
+    def __init__(self, aws: Aws, path: str | Sources, settings: reconcile.Settings, interval: float,
                  metrics: Metrics, lease: Lease | None = None, owner: str = DEFAULT_OWNER,
                  seed: Seed | None = None) -> None:
         self.aws, self.path, self.settings, self.interval = aws, path, settings, interval
@@ -251,7 +254,8 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         return {"leader": self.leading(), "holder": self.lease.holder if self.lease else None,
                 "fence": self.lease.fence if self.lease else None, "ready": self.ready,
-                "manifests": {"path": self.path, "valid": self.manifest_error is None, "error": self.manifest_error,
+                "manifests": {"path": str(self.path), "valid": self.manifest_error is None,
+                              "error": self.manifest_error,
                               "objects": len(self.desired.objects) if self.desired else 0},
                 "last_reconcile": self.last, "objects": self.table.snapshot(self.backoff, time.monotonic())}
 
@@ -273,8 +277,8 @@ def run(args: argparse.Namespace, aws: Aws, sources: dict[str, Any] | None = Non
                     "`reconcile` of owner %s writes at the same time (duplicate revisions, extra parameter "
                     "versions). Run exactly one replica, or give every writer the same --lease-table.",
                     args.owner, extra=_ctx("start"))
-    server = None if args.once else Server(args.metrics_address, args.metrics_port, Endpoints(
-        metrics.exposition, daemon.healthy, daemon.readiness, daemon.status)).start()
+    server = None if args.once else _serve(args, Endpoints(metrics.exposition, daemon.healthy, daemon.readiness,
+                                                           daemon.status))
     if server is not None:
         log.info("serving /metrics, /healthz, /readyz, /status on %s:%d", args.metrics_address, server.port,
                  extra=_ctx("start"))
@@ -299,3 +303,18 @@ def _lease(args: argparse.Namespace, aws: Aws, metrics: Metrics, daemon: Daemon)
                   on_change=daemon.on_leadership)
     aws.set_guard(lease.guard())   # every write attempt, retries included, only while the lease covers it
     return lease
+
+
+def _serve(args: argparse.Namespace, endpoints: Endpoints) -> Server:
+    """The metrics server; a port or address that cannot be bound names the flag that chose it."""
+    try:
+        return Server(args.metrics_address, args.metrics_port, endpoints).start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ControllerError(f"--metrics-port {args.metrics_port}: {args.metrics_address}:{args.metrics_port} "
+                                  "is already in use (another ecs-secrets run?); pick another port, or "
+                                  "--metrics-port 0 for any free one") from None
+        if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):  # not this host's, or no such name
+            raise ControllerError(f"--metrics-address {args.metrics_address}: cannot bind to it ({exc.strerror}); "
+                                  "use an address of this host, or 0.0.0.0 for all") from None
+        raise

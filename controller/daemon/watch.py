@@ -3,16 +3,17 @@
 Polling rather than inotify (watchfiles): Kubernetes updates a mounted ConfigMap by swapping a
 hidden ``..data`` symlink, which ``os.stat`` follows for free while event watchers see only the
 hidden entries; a few stat calls a second cost nothing; and it needs no new dependency. The same
-files as ``manifests.loader.load`` are watched (hidden entries skipped), plus any ``fromFile`` value files.
+files as ``manifests.loader.load`` are watched (hidden entries skipped), for every -f and with -R, plus any
+``fromFile`` value files; a folder's new or removed files show as a change. Standard input (``-f -``) is read
+once: it cannot change.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Iterable
 
-from controller.manifests.files import manifest_files
+from controller.manifests.files import STDIN, PathLike, Sources, manifest_files
 
 Stamp = tuple[tuple[str, int, int, int], ...]
 
@@ -30,13 +31,13 @@ def stamp(files: Iterable[str]) -> Stamp:
 
 
 class Watcher:
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, path: PathLike | Sources) -> None:
+        self.path = Sources.of(path)
         self.extra: tuple[str, ...] = ()
         self.last = (self._manifests(), stamp(self.extra))
 
     def _manifests(self) -> Stamp:
-        return stamp(str(f) for f in manifest_files(Path(self.path), []))
+        return stamp(str(f) for f in manifest_files(self.path, []) if f != STDIN)
 
     def follow(self, extra: Iterable[str]) -> None:
         """Also watch these files (the value files of the manifests in force)."""

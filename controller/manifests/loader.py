@@ -6,7 +6,7 @@ first) and raised together as ``ManifestError``; nothing here calls AWS.
 
 from __future__ import annotations
 
-import os
+import logging
 from pathlib import Path
 from typing import Iterator
 
@@ -15,34 +15,42 @@ from pydantic import BaseModel, ValidationError
 from controller.manifests import checks
 from controller.manifests import nulls as nulls_
 from controller.manifests.documents import Manifest, Obj
-from controller.manifests.files import manifest_files
+from controller.manifests.files import STDIN, STDIN_NAME, Entry, PathLike, Sources, manifest_files
 from controller.manifests.models import API_VERSION, KINDS
 from controller.manifests.yamlload import YamlDocument, YamlProblem, decode, load_documents
 from controller.vocab.problems import ManifestError, Problem, dotted
 
 
-def load(path: str | os.PathLike[str], region: str = "us-east-1") -> Manifest:
-    """``region``: the controller's Region, where names without an ARN resolve."""
+log = logging.getLogger("ecs_secrets.manifests")
+
+
+def load(path: PathLike | Sources, region: str = "us-east-1") -> Manifest:
+    """Every file that ``path`` names (one path, several, or the ``Sources`` of the -f options) as one
+    manifest. ``region``: the controller's Region, where names without an ARN resolve."""
     manifest, problems = collect(path, region)
     if problems:
         raise ManifestError(problems)
     return manifest
 
 
-def collect(path: str | os.PathLike[str], region: str = "us-east-1") -> tuple[Manifest, list[Problem]]:
+def collect(path: PathLike | Sources, region: str = "us-east-1") -> tuple[Manifest, list[Problem]]:
     """Every problem the manifests show, and the objects without one.
 
     A document that does not parse or type hides nothing in the others: the per-object and
     cross-object checks run over every object that did load. The returned manifest holds only the
     objects no problem names, so that later stages (policy sizes, values) can build on it safely.
     """
+    sources = Sources.of(path)
     problems: list[Problem] = []
     objects: list[Obj] = []
-    files = manifest_files(Path(path), problems)
+    notes: list[str] = []
+    files = manifest_files(sources, problems, notes)
+    for note in notes:
+        log.warning("%s", note)
     for file in files:
-        objects.extend(_load_file(file, problems))
+        objects.extend(_load_file(file, sources, problems))
     if not problems and not objects:
-        problems.append(Problem(str(path), 1, None, None, "no manifest documents found; "
+        problems.append(Problem(str(sources), 1, None, None, "no manifest documents found; "
                                 f"add documents with apiVersion: {API_VERSION}"))
     found = checks.check(Manifest(tuple(objects), region))
     problems.extend(found)
@@ -50,21 +58,23 @@ def collect(path: str | os.PathLike[str], region: str = "us-east-1") -> tuple[Ma
     return Manifest(tuple(o for o in objects if (o.file, o.ref) not in named), region), problems
 
 
-def _load_file(file: Path, problems: list[Problem]) -> Iterator[Obj]:
+def _load_file(file: Entry, sources: Sources, problems: list[Problem]) -> Iterator[Obj]:
+    name = STDIN_NAME if file == STDIN else str(file)
     try:
-        docs = load_documents(decode(file.read_bytes()))
+        raw = (sources.stdin or b"") if file == STDIN else Path(file).read_bytes()
+        docs = load_documents(decode(raw))
     except YamlProblem as exc:
-        problems.append(Problem(str(file), exc.line, None, dotted(exc.path) or None, exc.message))
+        problems.append(Problem(name, exc.line, None, dotted(exc.path) or None, exc.message))
         return
     except OSError as exc:
-        problems.append(Problem(str(file), 1, None, None, f"cannot read it: {exc.strerror}"))
+        problems.append(Problem(name, 1, None, None, f"cannot read it: {exc.strerror}"))
         return
     docs = [d for d in docs if d.data is not None]
     if not docs:
-        problems.append(Problem(str(file), 1, None, None, "the file holds no documents (empty, or only "
-                                "comments); remove it or add a manifest"))
+        problems.append(Problem(name, 1, None, None, "holds no documents (empty, or only comments); "
+                                "remove it or add a manifest"))
     for doc in docs:
-        obj = _typed(str(file), doc, problems)
+        obj = _typed(name, doc, problems)
         if obj is not None:
             yield obj
 

@@ -57,8 +57,9 @@ class ManifestError(ControllerError):
 class CheckError(ControllerError):
     """The read-only check of the plan found what only AWS could reveal (missing key, secret, …)."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
+    def __init__(self, blockers: list[tuple[str, str]]) -> None:
+        self.blockers = blockers   # (Kind/name, why)
+        problems = self.problems = [f"{ref}: {why}" for ref, why in blockers]
         super().__init__(f"{len(problems)} problem(s) found before any write:\n"
                          + "\n".join(f"  {p}" for p in problems))
 
