@@ -222,5 +222,6 @@ def test_a_cut_off_reply_of_a_decrypting_read_shows_none_of_it(moto_url: str, ta
         run = cli(capfd, "reconcile", "-f", str(folder), "--owner", f"replies-{tag}", "--log-level", "debug")
     assert proxy.answered["ssm:GetParameters"]
     assert run.code == 1, run.text[-2000:]
-    assert "ssm GetParameters: the reply has no 'Parameters'" in error_line(run.err)
+    line = error_line(run.err)   # said by aws/decrypting.py for the reads that decrypt
+    assert "ssm" in line and "GetParameters" in line and "KeyError" not in line
     assert canary not in run.text
