@@ -453,10 +453,10 @@ def _desired(args: argparse.Namespace, region: str, sized: bool = False) -> Any:
     """The manifests as ``Desired``, without any AWS call (no boto3 import either: start-up stays fast);
     ``sized``: also the values that can be read now against their tiers' size."""
     import os
-    from pathlib import Path
 
     from controller.core import validate
-    sources = {"environ": os.environ, "read": lambda p: Path(p).read_text(encoding="utf-8")} if sized else {}
+    from controller.manifests import valuefile
+    sources = {"environ": os.environ, "read": valuefile.read_text} if sized else {}
     return validate.load(args.filename, region, args.owner, **sources)
 
 

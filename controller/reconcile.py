@@ -23,14 +23,13 @@ from controller.core.diff import make_plan
 from controller.core.plan import Blocker, Plan, block_dependents
 from controller.core.prune import limit_deletions, plan_prune
 from controller.core.state import Actual
+from controller.manifests.valuefile import read_text  # noqa: F401 - also reconcile.read_text, as the sandbox uses it
 from controller.vocab.problems import CheckError, ManifestError, Problem
 from controller.vocab.sensitive import Sensitive
 
 log = logging.getLogger("ecs_secrets.reconcile")
 
 
-def read_text(path: str) -> str:
-    return Path(path).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)

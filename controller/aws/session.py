@@ -19,7 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from controller.aws import decrypting, ratelimit
+from controller.aws import decrypting, paging, ratelimit, replies
 from controller.aws import guard as guard_
 
 THROTTLING = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
@@ -39,6 +39,8 @@ class Aws:
                  endpoint_url: str | None = None, max_attempts: int = 8, rate_limits: str | None = None) -> None:
         """``rate_limits``: overrides of the default token buckets (``ratelimit``); None reads ECS_SECRETS_RATE_LIMITS."""
         self.session = boto3.session.Session(profile_name=profile, region_name=region)
+        self.session.events.register("creating-client-class", paging.add_page_cap)  # no endless listings
+        self.session.events.register("creating-client-class", replies.add_reply_checks)  # no bare KeyError
         self.region = self.session.region_name or "us-east-1"
         self.endpoint_url = endpoint_url
         self.config = Config(retries={"mode": "standard", "max_attempts": max_attempts},

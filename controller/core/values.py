@@ -10,10 +10,11 @@ from typing import Callable, Mapping
 
 from controller.core.desired import Desired, DesiredParameter
 from controller.manifests import rules
+from controller.manifests.valuefile import Refused, TooLarge
 from controller.vocab.problems import Problem
 from controller.vocab.sensitive import MIN_SECRET_LEN, Sensitive
 
-ReadFile = Callable[[str], str]
+ReadFile = Callable[[str, int], str]   # (path, the most bytes to accept) → the file's text
 
 
 def resolve(desired: Desired, environ: Mapping[str, str], read: ReadFile) -> tuple[dict[str, Sensitive], list[Problem]]:
@@ -32,7 +33,10 @@ def resolve(desired: Desired, environ: Mapping[str, str], read: ReadFile) -> tup
                 continue
         elif source.fromFile is not None:
             try:
-                raw = read(source.fromFile).removesuffix("\n")
+                raw = read_bounded(read, source.fromFile, p.tier)
+            except (TooLarge, Refused) as exc:
+                problems.append(obj.problem(at + ("fromFile",), refusal(source.fromFile, p.tier, exc)))
+                continue
             except (OSError, UnicodeDecodeError) as exc:
                 problems.append(obj.problem(at + ("fromFile",), f"cannot read {source.fromFile}: "
                                             f"{getattr(exc, 'strerror', None) or 'not UTF-8 text'}"))
@@ -62,7 +66,10 @@ def check_readable(desired: Desired, environ: Mapping[str, str], read: ReadFile)
             raw = environ.get(source.fromEnv)
         else:
             try:
-                raw = read(source.fromFile).removesuffix("\n")
+                raw = read_bounded(read, source.fromFile, p.tier)
+            except (TooLarge, Refused) as exc:   # refused wherever it runs: a FIFO, a device, too large
+                problems.append(p.obj.problem(("spec", "value", "fromFile"), refusal(source.fromFile, p.tier, exc)))
+                continue
             except (OSError, UnicodeDecodeError):
                 raw = None
         if raw is None:
@@ -72,6 +79,20 @@ def check_readable(desired: Desired, environ: Mapping[str, str], read: ReadFile)
         if msg:
             problems.append(p.obj.problem(("spec", "value", "fromEnv" if source.fromEnv else "fromFile"), msg))
     return problems
+
+
+def read_bounded(read: ReadFile, name: str, tier: str) -> str:
+    """The file's value, one trailing newline stripped. The reader may take one byte more than the tier
+    allows (that newline) and stops there, so an endless or huge file costs no memory and is never held."""
+    limit = rules.VALUE_LIMITS[tier]
+    raw = read(name, limit + 1).removesuffix("\n")
+    if len(raw.encode("utf-8")) > limit:
+        raise TooLarge()   # the byte allowed for the newline was not one
+    return raw
+
+
+def refusal(name: str, tier: str, exc: Exception) -> str:
+    return rules.too_large(tier) if isinstance(exc, TooLarge) else f"cannot read {name}: {exc}"
 
 
 def _value_problem(raw: str, tier: str, secret: bool) -> str | None:

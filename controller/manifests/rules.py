@@ -219,13 +219,18 @@ def check_value_size(value: str, tier: str, secret: bool = True) -> str | None:
     size = len(value.encode("utf-8"))
     if size <= limit:
         return None
+    return too_large(tier, None if secret else size)
+
+
+def too_large(tier: str, size: int | None = None) -> str:
+    """A value over ``tier``'s limit, with the fix; its ``size`` only when it may be said (not a secret's)."""
     hint = (
         "set tier: Advanced (8192 bytes)"
         if tier == "Standard"
         else "keep it in Secrets Manager and reference /aws/reference/secretsmanager/NAME"
     )
-    size_text = "is" if secret else f"is {size} bytes,"
-    return f"the value {size_text} over the {tier} tier's limit of {limit} bytes; {hint}"
+    what = "the value is over" if size is None else f"the value is {size} bytes, over"
+    return f"{what} the {tier} tier's limit of {VALUE_LIMITS[tier]} bytes; {hint}"
 
 
 def _check_alias(alias: str) -> str | None:

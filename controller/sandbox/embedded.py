@@ -23,6 +23,7 @@ from typing import Any
 from controller.aws.session import Aws
 from controller.core import values as core_values
 from controller.core.desired import Desired
+from controller.manifests import rules, valuefile
 from controller.sandbox import journal as journal_
 from controller.sandbox import values
 from controller.vocab.policy import trust_policy
@@ -76,8 +77,9 @@ class Sandbox:
                 return found
         elif "fromFile" in source:
             try:
-                return (core_values_read if self.strict else self.read_file)(source["fromFile"]).removesuffix("\n")
-            except (OSError, UnicodeDecodeError):
+                read = core_values_read if self.strict else self.read_file
+                return read(source["fromFile"], max(rules.VALUE_LIMITS.values()) + 1).removesuffix("\n")
+            except (OSError, UnicodeDecodeError, valuefile.Refused, valuefile.TooLarge):
                 pass
         what = next(iter(source), "placeholder")
         self.invent(f"{name} in {region}: restored with a new random value ({what}; values are never stored)")
@@ -138,8 +140,8 @@ class Sandbox:
         self.report()
 
 
-def core_values_read(path: str) -> str:
-    return Path(path).read_text(encoding="utf-8")
+def core_values_read(path: str, limit: int) -> str:
+    return valuefile.read_text(path, limit)
 
 
 def start(region: str | None, state: str | None = None, reset: bool = False, strict: bool = False) -> Sandbox:

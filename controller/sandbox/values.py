@@ -38,13 +38,14 @@ class Environ(Mapping[str, str]):
         return len(self._environ)
 
 
-def reader(read: Callable[[str], str], note: Callable[[str], None]) -> Callable[[str], str]:
-    """``read``, and a random value (made once per file) for a file that cannot be read."""
+def reader(read: Callable[[str, int], str], note: Callable[[str], None]) -> Callable[[str, int], str]:
+    """``read``, and a random value (made once per file) for a file that cannot be read. A file refused
+    for what it is (a FIFO, a device, too large) stays refused: that is no missing file to stand in for."""
     invented: dict[str, str] = {}
 
-    def read_or_invent(path: str) -> str:
+    def read_or_invent(path: str, limit: int) -> str:
         try:
-            return read(path)
+            return read(path, limit)
         except (OSError, UnicodeDecodeError):
             if path not in invented:
                 invented[path] = secrets.token_urlsafe(24)

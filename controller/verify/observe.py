@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from controller.aws import paging
 from controller.aws.session import Aws, error_code
 from controller.core.desired import Context, Desired
 from controller.verify.decide import check
@@ -170,15 +171,11 @@ class Reader:
         exist (ListSecretVersionIds with IncludeDeprecated lists those too)."""
         if not wanted:
             return None
-        token: dict[str, str] = {}
-        try:
-            while True:  # botocore has no paginator for ListSecretVersionIds
-                page = sm.list_secret_version_ids(SecretId=arn, IncludeDeprecated=True, **token)
+        try:  # botocore has no paginator for ListSecretVersionIds
+            for page in paging.pages(sm.list_secret_version_ids, "secretsmanager", "ListSecretVersionIds",
+                                     SecretId=arn, IncludeDeprecated=True):
                 versions.update({v["VersionId"]: tuple(v.get("VersionStages") or ()) for v in page["Versions"]
                                  if v["VersionId"] in wanted})
-                if not page.get("NextToken"):
-                    break
-                token = {"NextToken": page["NextToken"]}
         except (ClientError, BotoCoreError) as exc:
             return _unread("secretsmanager:ListSecretVersionIds", exc).reason
         return None
