@@ -94,8 +94,9 @@ def _global_options(p: argparse.ArgumentParser, *groups: str, top: bool = False)
                        "ecs-write=1/20, iam=off, or off for none (default: AWS's published quotas; "
                        "ECS_SECRETS_RATE_LIMITS works too)")
     if OUTPUT in groups:
-        g.add_argument("--output", choices=("text", "json"), default=S,
-                       help="text (default) or json: one JSON document on stdout, refusals included")
+        g.add_argument("--output", choices=("text", "json", "markdown"), default=S,
+                       help="text (default; coloured on a terminal unless NO_COLOR is set), json: one JSON document "
+                       "on stdout, refusals included, or markdown: the plan for a pull-request comment")
     if LOGS in groups:
         g.add_argument("--log-format", choices=("text", "json"), default=S, help="stderr logs as text (default) "
                        "or JSON lines")
@@ -520,10 +521,8 @@ def _reconcile(args: argparse.Namespace, aws: Any) -> int:
         reconcile.check_plan(args.plan, saved, result, options)
     if args.output == "json":
         reconcile.check(result.plan)   # refused: stdout is the one document of the errors, not two
-    if args.output == "text":
-        print(render.text(result.plan, planfile.parameter_versions(result.plan, result.actual)))
-    elif args.dry_run:   # an apply prints one document: the plan with its results
-        print(render.as_json(result.plan))
+    if args.output != "json" or args.dry_run:   # a JSON apply prints one document: the plan with its results
+        print(_rendered(args, result.plan, planfile.parameter_versions(result.plan, result.actual)), flush=True)
     reconcile.check(result.plan)
     if args.dry_run:
         if args.out:
@@ -542,6 +541,25 @@ def _reconcile(args: argparse.Namespace, aws: Any) -> int:
     elif result.plan.changes:
         print(render.applied_text(report.outcomes))
     return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _rendered(args: argparse.Namespace, plan: Any, versions: Any) -> str:
+    from controller.core import render
+    if args.output == "json":
+        return render.as_json(plan)
+    if args.output == "markdown":
+        return render.markdown(plan)
+    return render.text(plan, versions, colour=colour(sys.stdout))
+
+
+def colour(stream: Any) -> bool:
+    """Colour only for a person at a terminal: never into a pipe or file, never with NO_COLOR set
+    (https://no-color.org: present and not empty) or TERM=dumb."""
+    import os
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _lock(args: argparse.Namespace, aws: Any) -> Any:
