@@ -67,7 +67,7 @@ class Parser(argparse.ArgumentParser):
 
 DEFAULTS: dict[str, Any] = {"region": None, "profile": None, "endpoint_url": None, "owner": "ecs-secrets",
                             "sandbox": False, "sandbox_state": None, "sandbox_reset": False, "sandbox_strict": False,
-                            "rate_limit": None, "output": "text", "log_format": "text",
+                            "rate_limit": None, "output": "text", "quiet": False, "log_format": "text",
                             "log_level": "warning"}
 AWS, OUTPUT, LOGS = "aws", "output", "logs"
 
@@ -97,6 +97,8 @@ def _global_options(p: argparse.ArgumentParser, *groups: str, top: bool = False)
         g.add_argument("--output", choices=("text", "json", "markdown"), default=S,
                        help="text (default; coloured on a terminal unless NO_COLOR is set), json: one JSON document "
                        "on stdout, refusals included, or markdown: the plan for a pull-request comment")
+        g.add_argument("-q", "--quiet", action="store_true", default=S, help="no progress lines on stderr "
+                       "(warnings and errors still show)")
     if LOGS in groups:
         g.add_argument("--log-format", choices=("text", "json"), default=S, help="stderr logs as text (default) "
                        "or JSON lines")
@@ -108,7 +110,7 @@ def _global_options(p: argparse.ArgumentParser, *groups: str, top: bool = False)
 
 def _dests(groups: tuple[str, ...]) -> set[str]:
     by_group = {AWS: {"region", "profile", "endpoint_url", "owner", "sandbox", "sandbox_state", "sandbox_reset",
-                      "sandbox_strict", "rate_limit"}, OUTPUT: {"output"},
+                      "sandbox_strict", "rate_limit"}, OUTPUT: {"output", "quiet"},
                 LOGS: {"log_format", "log_level"}}
     return set().union(*(by_group[g] for g in groups))
 
@@ -507,7 +509,19 @@ def _saved_plan_flags(args: argparse.Namespace) -> None:
 
 
 def _reconcile(args: argparse.Namespace, aws: Any) -> int:
+    from controller import progress as progress_
     from controller import reconcile
+    progress = progress_.for_stream(sys.stderr, getattr(args, "quiet", False))
+    aws.limiter.on_wait = lambda limit, seconds: progress.waiting(limit.what or limit.name, limit.tps, seconds)
+    try:
+        return _plan_and_apply(args, aws, reconcile, progress)
+    finally:
+        progress.close()
+        aws.limiter.on_wait = None
+
+
+def _plan_and_apply(args: argparse.Namespace, aws: Any, reconcile: Any, progress: Any) -> int:
+    import time
     from controller.core import planfile, render
     saved = reconcile.read_plan(args.plan) if args.plan else None
     desired = _load(args, aws)
@@ -516,7 +530,11 @@ def _reconcile(args: argparse.Namespace, aws: Any) -> int:
         reconcile.check_inputs(args.plan, saved, desired, options)
     settings = reconcile.Settings(prune=args.prune, max_deletions=args.max_deletions, clusters=tuple(args.cluster),
                                   skip_values=args.skip_values, **_sources(args))
+    started = time.monotonic()
+    progress.phase(f"reading the state of {len(desired.objects)} objects from AWS ({aws.region})")
     result = reconcile.make(aws, desired, settings)
+    progress.phase(f"planned in {time.monotonic() - started:.1f}s")
+    progress.close()   # the live line, off the terminal before the plan is printed
     if saved is not None:
         reconcile.check_plan(args.plan, saved, result, options)
     if args.output == "json":
@@ -532,7 +550,10 @@ def _reconcile(args: argparse.Namespace, aws: Any) -> int:
     if result.plan.changes and not args.lease_table and not args.sandbox:
         print(f"warning: no --lease-table: nothing stops another `reconcile` or `run` of owner {args.owner} "
               "from writing at the same time (duplicate revisions, extra parameter versions)", file=sys.stderr)
-    report = reconcile.execute(aws, result)
+    progress.plan(len(result.plan.changes))
+    report = reconcile.execute(aws, result, on_start=lambda c: progress.started(c.ref, c.action),
+                               on_outcome=lambda o: progress.finished(o.change.ref, o.change.action, o.result))
+    progress.close()
     for outcome in report.outcomes:
         if outcome.result != "applied":
             print(f"{outcome.change.ref}: {outcome.result}: {outcome.error}", file=sys.stderr)
