@@ -137,6 +137,7 @@ def tty_run(argv: list[str], env: dict[str, str]) -> str:
     return b"".join(chunks).decode()
 
 
+@pytest.mark.slow
 def test_colour_on_a_terminal_and_never_with_no_color(world, canary):
     env = {**os.environ, "DB_PASSWORD": canary}
     env.pop("NO_COLOR", None)

@@ -71,6 +71,7 @@ def test_quiet_silences_progress_but_not_the_plan(world, capsys, canary):
     assert canary not in out + err
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_a_live_line(world, canary):
     primary, secondary = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "controller", "reconcile", "-f", str(world), *PACED],
