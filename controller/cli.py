@@ -67,7 +67,7 @@ class Parser(argparse.ArgumentParser):
 
 DEFAULTS: dict[str, Any] = {"region": None, "profile": None, "endpoint_url": None, "owner": "ecs-secrets",
                             "sandbox": False, "sandbox_state": None, "sandbox_reset": False, "sandbox_strict": False,
-                            "rate_limit": None, "output": "text", "log_format": "text",
+                            "rate_limit": None, "output": "text", "quiet": False, "log_format": "text",
                             "log_level": "warning"}
 AWS, OUTPUT, LOGS = "aws", "output", "logs"
 
@@ -94,8 +94,11 @@ def _global_options(p: argparse.ArgumentParser, *groups: str, top: bool = False)
                        "ecs-write=1/20, iam=off, or off for none (default: AWS's published quotas; "
                        "ECS_SECRETS_RATE_LIMITS works too)")
     if OUTPUT in groups:
-        g.add_argument("--output", choices=("text", "json"), default=S,
-                       help="text (default) or json: one JSON document on stdout, refusals included")
+        g.add_argument("--output", choices=("text", "json", "markdown"), default=S,
+                       help="text (default; coloured on a terminal unless NO_COLOR is set), json: one JSON document "
+                       "on stdout, refusals included, or markdown: the plan for a pull-request comment")
+        g.add_argument("-q", "--quiet", action="store_true", default=S, help="no progress lines on stderr "
+                       "(warnings and errors still show)")
     if LOGS in groups:
         g.add_argument("--log-format", choices=("text", "json"), default=S, help="stderr logs as text (default) "
                        "or JSON lines")
@@ -107,7 +110,7 @@ def _global_options(p: argparse.ArgumentParser, *groups: str, top: bool = False)
 
 def _dests(groups: tuple[str, ...]) -> set[str]:
     by_group = {AWS: {"region", "profile", "endpoint_url", "owner", "sandbox", "sandbox_state", "sandbox_reset",
-                      "sandbox_strict", "rate_limit"}, OUTPUT: {"output"},
+                      "sandbox_strict", "rate_limit"}, OUTPUT: {"output", "quiet"},
                 LOGS: {"log_format", "log_level"}}
     return set().union(*(by_group[g] for g in groups))
 
@@ -506,7 +509,19 @@ def _saved_plan_flags(args: argparse.Namespace) -> None:
 
 
 def _reconcile(args: argparse.Namespace, aws: Any) -> int:
+    from controller import progress as progress_
     from controller import reconcile
+    progress = progress_.for_stream(sys.stderr, getattr(args, "quiet", False))
+    aws.limiter.on_wait = lambda limit, seconds: progress.waiting(limit.what or limit.name, limit.tps, seconds)
+    try:
+        return _plan_and_apply(args, aws, reconcile, progress)
+    finally:
+        progress.close()
+        aws.limiter.on_wait = None
+
+
+def _plan_and_apply(args: argparse.Namespace, aws: Any, reconcile: Any, progress: Any) -> int:
+    import time
     from controller.core import planfile, render
     saved = reconcile.read_plan(args.plan) if args.plan else None
     desired = _load(args, aws)
@@ -515,15 +530,17 @@ def _reconcile(args: argparse.Namespace, aws: Any) -> int:
         reconcile.check_inputs(args.plan, saved, desired, options)
     settings = reconcile.Settings(prune=args.prune, max_deletions=args.max_deletions, clusters=tuple(args.cluster),
                                   skip_values=args.skip_values, **_sources(args))
+    started = time.monotonic()
+    progress.phase(f"reading the state of {len(desired.objects)} objects from AWS ({aws.region})")
     result = reconcile.make(aws, desired, settings)
+    progress.phase(f"planned in {time.monotonic() - started:.1f}s")
+    progress.close()   # the live line, off the terminal before the plan is printed
     if saved is not None:
         reconcile.check_plan(args.plan, saved, result, options)
     if args.output == "json":
         reconcile.check(result.plan)   # refused: stdout is the one document of the errors, not two
-    if args.output == "text":
-        print(render.text(result.plan, planfile.parameter_versions(result.plan, result.actual)))
-    elif args.dry_run:   # an apply prints one document: the plan with its results
-        print(render.as_json(result.plan))
+    if args.output != "json" or args.dry_run:   # a JSON apply prints one document: the plan with its results
+        print(_rendered(args, result.plan, planfile.parameter_versions(result.plan, result.actual)), flush=True)
     reconcile.check(result.plan)
     if args.dry_run:
         if args.out:
@@ -533,7 +550,10 @@ def _reconcile(args: argparse.Namespace, aws: Any) -> int:
     if result.plan.changes and not args.lease_table and not args.sandbox:
         print(f"warning: no --lease-table: nothing stops another `reconcile` or `run` of owner {args.owner} "
               "from writing at the same time (duplicate revisions, extra parameter versions)", file=sys.stderr)
-    report = reconcile.execute(aws, result)
+    progress.plan(len(result.plan.changes))
+    report = reconcile.execute(aws, result, on_start=lambda c: progress.started(c.ref, c.action),
+                               on_outcome=lambda o: progress.finished(o.change.ref, o.change.action, o.result))
+    progress.close()
     for outcome in report.outcomes:
         if outcome.result != "applied":
             print(f"{outcome.change.ref}: {outcome.result}: {outcome.error}", file=sys.stderr)
@@ -542,6 +562,25 @@ def _reconcile(args: argparse.Namespace, aws: Any) -> int:
     elif result.plan.changes:
         print(render.applied_text(report.outcomes))
     return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _rendered(args: argparse.Namespace, plan: Any, versions: Any) -> str:
+    from controller.core import render
+    if args.output == "json":
+        return render.as_json(plan)
+    if args.output == "markdown":
+        return render.markdown(plan)
+    return render.text(plan, versions, colour=colour(sys.stdout))
+
+
+def colour(stream: Any) -> bool:
+    """Colour only for a person at a terminal: never into a pipe or file, never with NO_COLOR set
+    (https://no-color.org: present and not empty) or TERM=dumb."""
+    import os
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _lock(args: argparse.Namespace, aws: Any) -> Any:

@@ -20,7 +20,7 @@ from controller.core import values as values_
 from controller.core import validate
 from controller.core.desired import DEFAULT_OWNER, Desired
 from controller.core.diff import make_plan
-from controller.core.plan import Blocker, Plan, block_dependents
+from controller.core.plan import Blocker, Change, Plan, block_dependents
 from controller.core.prune import limit_deletions, plan_prune
 from controller.core.state import Actual
 from controller.manifests.valuefile import read_text  # noqa: F401 - also reconcile.read_text, as the sandbox uses it
@@ -106,8 +106,9 @@ def check(plan: Plan) -> None:
 
 
 def execute(aws: Aws, result: Result, may_write: Callable[[], bool] = lambda: True,
-            on_outcome: Callable[[Outcome], None] = lambda o: None) -> Report:
-    result.report = apply(aws, result.plan, may_write, on_outcome)
+            on_outcome: Callable[[Outcome], None] = lambda o: None,
+            on_start: Callable[[Change], None] = lambda c: None) -> Report:
+    result.report = apply(aws, result.plan, may_write, on_outcome, on_start=on_start)
     return result.report
 
 

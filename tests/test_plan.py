@@ -153,7 +153,7 @@ def test_out_of_band_revision_is_planned(scenario):
     (change,) = plan_for(scenario, actual).changes
     assert change.ref == "TaskDefinition/web" and change.op.register
     assert [(f.path, f.before, f.after) for f in change.fields] == [
-        ("containerDefinitions[0].image", "evil:latest", "public.ecr.aws/nginx/nginx:1.27")]
+        ("containerDefinitions[web].image", "evil:latest", "public.ecr.aws/nginx/nginx:1.27")]
 
 
 def test_same_region_arn_and_name_are_no_diff(scenario):

@@ -52,9 +52,12 @@ class Report:
 
 
 def apply(aws: Aws, plan: Plan, may_write: Callable[[], bool] = lambda: True,
-          on_outcome: Callable[[Outcome], None] = lambda o: None, workers: int = WORKERS) -> Report:
+          on_outcome: Callable[[Outcome], None] = lambda o: None, workers: int = WORKERS,
+          on_start: Callable[[Change], None] = lambda c: None) -> Report:
+    """``on_start``/``on_outcome``: told as each write starts and finishes (the progress lines)."""
     ordered = plan.ordered()
     run = _Run(aws, {b.ref for b in plan.blockers}, may_write, on_outcome, workers)
+    run.on_start = on_start
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="apply") as pool:
         for wave in _waves(ordered):
             run.wave(pool, wave)
@@ -77,6 +80,7 @@ class _Run:
         self.aws, self.failed, self.may_write, self.on_outcome = aws, failed, may_write, on_outcome
         self.workers = max(1, workers)
         self.outcomes: dict[int, Outcome] = {}
+        self.on_start: Callable[[Change], None] = lambda c: None
 
     def wave(self, pool: ThreadPoolExecutor, changes: list[Change]) -> None:
         """Start each change, in plan order, once the changes it depends on have finished; at most
@@ -96,6 +100,7 @@ class _Run:
             while ready and len(running) < self.workers:
                 change = heapq.heappop(ready)[1]
                 if not self._settled(change):
+                    self.on_start(change)
                     running[pool.submit(_write, self.aws, change)] = change
                     continue
                 self._release(change, left, dependents, ready, order)

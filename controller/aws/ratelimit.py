@@ -37,19 +37,21 @@ class Limit:
     tps: float | None                      # None: unlimited
     burst: float
     operations: frozenset[str] = frozenset()   # empty: every other operation of the service
+    what: str = ""                              # for a person: why we wait ("the ECS registration quota")
 
 
 DEFAULTS: tuple[Limit, ...] = (
-    Limit("ssm", "ssm", 40, 40),
+    Limit("ssm", "ssm", 40, 40, what="the Parameter Store quota"),
     Limit("ecs-read", "ecs", 20, 50, frozenset({"DescribeTaskDefinition", "ListTaskDefinitions",
-                                                 "ListTaskDefinitionFamilies"})),
-    Limit("ecs-write", "ecs", 1, 20, frozenset({"RegisterTaskDefinition", "DeregisterTaskDefinition"})),
-    Limit("ecs-tag", "ecs", 10, 20, frozenset({"TagResource", "UntagResource"})),
-    Limit("ecs", "ecs", 20, 50),
-    Limit("iam", "iam", 10, 20),
-    Limit("kms", "kms", 50, 50),
-    Limit("secretsmanager", "secretsmanager", 50, 50),
-    Limit("sts", "sts", 50, 50),
+                                                 "ListTaskDefinitionFamilies"}), "the ECS task-definition read quota"),
+    Limit("ecs-write", "ecs", 1, 20, frozenset({"RegisterTaskDefinition", "DeregisterTaskDefinition"}),
+          "the ECS registration quota"),
+    Limit("ecs-tag", "ecs", 10, 20, frozenset({"TagResource", "UntagResource"}), "the ECS tagging quota"),
+    Limit("ecs", "ecs", 20, 50, what="the ECS API quota"),
+    Limit("iam", "iam", 10, 20, what="the IAM quota"),
+    Limit("kms", "kms", 50, 50, what="the KMS quota"),
+    Limit("secretsmanager", "secretsmanager", 50, 50, what="the Secrets Manager quota"),
+    Limit("sts", "sts", 50, 50, what="the STS quota"),
 )
 
 
@@ -103,22 +105,30 @@ class Bucket:
         self._lock = threading.Lock()
 
     def take(self) -> float:
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.tps) - 1
-            self._last = now
-            wait = -self._tokens / self.tps if self._tokens < 0 else 0.0
+        wait = self.reserve()
         if wait:
             self._sleep(wait)
         return wait
 
+    def reserve(self) -> float:
+        """Take a token now; the seconds the caller must sleep before using it."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.tps) - 1
+            self._last = now
+            return -self._tokens / self.tps if self._tokens < 0 else 0.0
+
 
 class RateLimiter:
-    """One bucket per Limit; ``wait(service, operation)`` blocks until that API may be called."""
+    """One bucket per Limit; ``wait(service, operation)`` blocks until that API may be called.
+    ``on_wait(limit, seconds)``, when set, hears of every wait before it starts (the progress line)."""
 
     def __init__(self, limits: Iterable[Limit], clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.limits = tuple(limits)
+        self.on_wait: Callable[[Limit, float], None] | None = None
+        self._sleep = sleep
+        self._limit_of: dict[int, Limit] = {}
         self._buckets = {lim.name: Bucket(lim.tps, lim.burst, clock, sleep) for lim in self.limits if lim.tps}
         self.waited = 0.0
         self._chosen: dict[tuple[str, str], Bucket | None] = {}
@@ -132,10 +142,17 @@ class RateLimiter:
     def _find(self, service: str, operation: str) -> Bucket | None:
         specific = next((lim for lim in self.limits if lim.service == service and operation in lim.operations), None)
         chosen = specific or next((lim for lim in self.limits if lim.service == service and not lim.operations), None)
-        return self._buckets.get(chosen.name) if chosen else None
+        bucket = self._buckets.get(chosen.name) if chosen else None
+        if bucket is not None:
+            self._limit_of[id(bucket)] = chosen
+        return bucket
 
     def wait(self, service: str, operation: str) -> float:
         bucket = self.bucket(service, operation)
-        waited = bucket.take() if bucket else 0.0
+        waited = bucket.reserve() if bucket else 0.0
+        if waited:
+            if self.on_wait is not None:
+                self.on_wait(self._limit_of[id(bucket)], waited)
+            self._sleep(waited)
         self.waited += waited
         return waited

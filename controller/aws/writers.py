@@ -9,6 +9,7 @@ repeated (RegisterTaskDefinition, an overwriting PutParameter) go through ``writ
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import string
 from typing import Any, Callable
@@ -21,6 +22,7 @@ from controller.core import ops
 from controller.manifests.models import DEFAULT_KMS_KEY
 from controller.vocab.sensitive import Sensitive
 
+log = logging.getLogger("ecs_secrets.apply")
 _ALPHABET = string.ascii_letters + string.digits + "-_"
 
 
@@ -139,6 +141,8 @@ def put_task_definition(aws: Aws, op: ops.PutTaskDefinition) -> dict[str, Any]:
         body = reply["taskDefinition"] if reply else ecs.describe_task_definition(taskDefinition=op.family)[
             "taskDefinition"]
         assigned = {"taskDefinitionArn": body["taskDefinitionArn"], "revision": body["revision"]}
+        log.info("registered %s:%s", op.family, body["revision"],
+                 extra={"object": f"task-definition/{op.family}", "action": "register"})
     elif op.tag_arn:
         retry.call(ecs.tag_resource, resourceArn=op.tag_arn, tags=_tags(op.tags, "key", "value"))
     deregister_family(aws, ops.DeregisterFamily(op.family, op.deregister))

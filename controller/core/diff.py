@@ -110,8 +110,8 @@ def _parameter_update(obj: Any, put: ops.PutParameter, cur: ActualParameter, act
         fields.append(_value_field(put, cur.value, was_secret=cur.type == "SecureString"))
     write_value = bool(fields)
     retag = not cur.tags_in_sync or not cur.owned
-    if retag:
-        fields.append(FieldChange("tags", "(differ)", dict(sorted(put.tags.items()))))
+    if retag:   # the tag-filtered listing says only that some pair is missing: every pair is written
+        fields += [FieldChange(f"tags.{k}", None, v) for k, v in sorted(put.tags.items())]
     if not fields:
         return None
     op = ops.PutParameter(**{**put.__dict__, "create": False, "write_value": write_value,
@@ -161,8 +161,9 @@ def _role(role: DesiredRole, actual: Actual, values: dict) -> Change | None:
     if current is None:
         fields = [FieldChange("roleName", None, role.name), FieldChange("path", None, role.path),
                   FieldChange("trustPolicy", None, "ecs-tasks.amazonaws.com"),
-                  FieldChange("managedPolicyArns", None, list(want.attach)),
-                  FieldChange(f"inlinePolicy.{role.inline_name}", None, inline)]
+                  FieldChange("managedPolicyArns", None, list(want.attach))]
+        if inline is not None:   # no secret to read: no inline policy, nothing to show
+            fields.append(FieldChange(f"inlinePolicy.{role.inline_name}", None, inline))
         return Change("ExecutionRole", obj.name, "create", tuple(fields), want)
     _owned_or_adopted(obj, current.owned, f"IAM role {role.name}")
     if current.path != role.path:
@@ -175,15 +176,15 @@ def _role_update(obj: Any, want: ops.PutRole, cur: Any) -> Change | None:
     fields: list[FieldChange] = []
     trust = not policy.same(want.trust, cur.trust)
     if trust:
-        fields.append(FieldChange("trustPolicy", policy.canonical(cur.trust), want.trust))
+        fields += policy_diff(cur.trust, want.trust, "trustPolicy")
     attach = tuple(sorted(set(want.attach) - cur.managed))
     detach = tuple(sorted(cur.managed - set(want.attach)))
     if attach or detach:
-        fields.append(FieldChange("managedPolicyArns", sorted(cur.managed), list(want.attach)))
+        fields.append(FieldChange("managedPolicyArns", sorted(cur.managed), sorted(want.attach)))
     have = cur.inline.get(want.inline_name)
     inline = not policy.same(want.inline, have)
     if inline:
-        fields += diff_values(policy.canonical(have), policy.canonical(want.inline), f"inlinePolicy.{want.inline_name}")
+        fields += policy_diff(have, want.inline, f"inlinePolicy.{want.inline_name}")
     description = want.description is not None and want.description != (cur.description or "")
     if description:
         fields.append(FieldChange("description", cur.description, want.description))
@@ -195,6 +196,21 @@ def _role_update(obj: Any, want: ops.PutRole, cur: Any) -> Change | None:
                         "update_trust": trust, "update_inline": inline, "update_description": description,
                         "add_tags": add_tags})
     return Change("ExecutionRole", obj.name, "update", tuple(fields), op)
+
+
+def policy_diff(have: dict | str | None, want: dict | None, path: str) -> list[FieldChange]:
+    """Two policy documents' differences, statement by statement (by Sid where they have one), with
+    actions and resources as lists of items added and removed, spelt as written: IAM compares action
+    names case-insensitively, so an action differing only in case is shown in the wanted spelling."""
+    if have is None or want is None:
+        return [FieldChange(path, have, want)]
+    before, after = policy.as_written(have), policy.as_written(want)
+    spelt = {a.lower(): a for s in after["Statement"] for key in ("Action", "NotAction") for a in s.get(key, [])}
+    for statement in before["Statement"]:
+        for key in ("Action", "NotAction"):
+            if key in statement:
+                statement[key] = sorted({spelt.get(a.lower(), a) for a in statement[key]}, key=str.lower)
+    return diff_values(before, after, path)
 
 
 def _task_definition(td: DesiredTaskDefinition, actual: Actual, values: dict) -> Change | None:

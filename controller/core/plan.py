@@ -31,6 +31,7 @@ class Change:
     fields: tuple[FieldChange, ...]
     op: Any = field(default=None, compare=False, repr=False)
     depends_on: tuple[str, ...] = ()  # refs ("Kind/name") that must succeed first
+    note: str = ""                   # what the headline adds, e.g. "registers web:4"
 
     @property
     def ref(self) -> str:
@@ -71,22 +72,63 @@ def show(value: Any, sensitive: bool) -> Any:
 
 
 def diff_values(before: Any, after: Any, path: str = "") -> list[FieldChange]:
-    """Field-by-field differences of two JSON-like values; lists by position."""
+    """Field-by-field differences of two JSON-like values, as a person reads them: a list of scalars
+    stays one field (shown as the items added and removed), a list of objects that each have a unique
+    ``name`` (containers, secrets) or ``Sid`` (policy statements) is compared by that key, in the order
+    of ``after``, and any other list by position."""
     if isinstance(before, dict) and after is None or before is None and isinstance(after, dict):
         before, after = before or {}, after or {}
-    if isinstance(before, list) and after is None or before is None and isinstance(after, list):
-        before, after = before or [None] * len(after), after or [None] * len(before)
     if isinstance(before, dict) and isinstance(after, dict):
         out = []
         for key in sorted(set(before) | set(after)):
             out += diff_values(before.get(key), after.get(key), f"{path}.{key}" if path else key)
         return out
-    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        out = []
-        for i, (b, a) in enumerate(zip(before, after)):
-            out += diff_values(b, a, f"{path}[{i}]")
-        return out
-    return [] if before == after else [FieldChange(path, before, after)]
+    if before == after:
+        return []
+    if _objects(before) and _objects(after):
+        key = _key(before or [], after or [])
+        if key:   # named items: their order is no difference (ECS's own, or meaningless, as for statements)
+            return _keyed(before or [], after or [], key, path)
+        return _positional(before or [], after or [], path) or [FieldChange(path, before, after)]
+    return [FieldChange(path, before, after)]
+
+
+_KEYS = ("name", "Sid")
+
+
+def _objects(value: Any) -> bool:
+    """None, or a list of objects only (a list of scalars is one field)."""
+    return value is None or isinstance(value, list) and all(isinstance(v, dict) for v in value)
+
+
+def _key(before: list[dict], after: list[dict]) -> str | None:
+    for key in _KEYS:
+        names = [item.get(key) for item in before + after]
+        if all(isinstance(n, str) and n for n in names) and \
+                len({i[key] for i in before}) == len(before) and len({i[key] for i in after}) == len(after):
+            return key
+    return None
+
+
+def _keyed(before: list[dict], after: list[dict], key: str, path: str) -> list[FieldChange]:
+    old = {item[key]: item for item in before}
+    names = [item[key] for item in after] + [n for n in old if n not in {i[key] for i in after}]
+    new = {item[key]: item for item in after}
+    out: list[FieldChange] = []
+    for name in names:
+        b, a = old.get(name), new.get(name)
+        b, a = ({k: v for k, v in side.items() if k != key} if side is not None else None for side in (b, a))
+        out += diff_values(b, a, f"{path}[{name}]")
+    return out
+
+
+def _positional(before: list, after: list, path: str) -> list[FieldChange]:
+    out: list[FieldChange] = []
+    for i in range(max(len(before), len(after))):
+        b = before[i] if i < len(before) else None
+        a = after[i] if i < len(after) else None
+        out += diff_values(b, a, f"{path}[{i}]")
+    return out
 
 
 def block_dependents(changes: list[Change], blockers: list[Blocker], dependents: dict[str, list[str]]) -> None:

@@ -3,33 +3,54 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from controller.core.plan import Blocker, Change, FieldChange, Plan, show
 from controller.vocab.sensitive import scrub
 
 SYMBOL = {"create": "+", "update": "~", "delete": "-"}
 NOT_COMPARED = "(not compared)"
+# terraform's colours: green creates, yellow updates, red deletes; bold headlines
+_ANSI = {"+": "\033[32m", "~": "\033[33m", "-": "\033[31m", "!": "\033[31m", "?": "\033[33m", "bold": "\033[1m"}
+_RESET = "\033[0m"
+Paint = Callable[[str, str], str]
 
 
-def text(plan: Plan, versions: Mapping[str, int] | None = None) -> str:
+def text(plan: Plan, versions: Mapping[str, int] | None = None, colour: bool = False) -> str:
     """``versions``: ref → the parameter version a change was planned against (shown, since a saved plan
-    holds it)."""
+    holds it); ``colour``: ANSI colours, for a terminal (the command line decides: a TTY, and no NO_COLOR)."""
+    paint = _painter(colour)
     lines: list[str] = []
     for change in plan.ordered():
-        version = (versions or {}).get(change.ref)
-        at = f" (from version {version})" if version is not None else ""
-        lines.append(f"  {SYMBOL[change.action]} {change.ref} will be {change.action}d{at}")
-        lines.extend(_field_line(change, f) for f in _fields(plan, change))
-        if change.ref in plan.not_compared and change.action == "update":
-            lines.append(f"      ? value {NOT_COMPARED}")
+        lines += change_lines(plan, change, (versions or {}).get(change.ref), paint)
         lines.append("")
     for blocker in plan.blockers:
-        lines.append(f"  ! {blocker.ref}: {blocker.reason}")
+        lines.append(paint("!", f"  ! {blocker.ref}: {blocker.reason}"))
     if plan.blockers:
         lines.append("")
-    lines.append(summary_line(plan))
+    lines.append(paint("bold", summary_line(plan)))
     return scrub("\n".join(lines))   # a second line of defence: no registered secret, whatever a field holds
+
+
+def _painter(colour: bool) -> Paint:
+    if not colour:
+        return lambda style, line: line
+    return lambda style, line: f"{_ANSI[style]}{line}{_RESET}" if style in _ANSI else line
+
+
+def change_lines(plan: Plan, change: Change, version: int | None = None,
+                 paint: Paint = lambda style, line: line) -> list[str]:
+    """One change as ``terraform plan`` shows it: the headline (with the parameter version it was planned
+    against, or the revision it registers), then a line per field (a list: a line per item added or removed)."""
+    symbol = SYMBOL[change.action]
+    notes = ([f"from version {version}"] if version is not None else []) + ([change.note] if change.note else [])
+    note = f" ({'; '.join(notes)})" if notes else ""
+    lines = [paint(symbol, f"  {symbol} {paint('bold', change.ref)} will be {change.action}d{note}")]
+    for f in _fields(plan, change):
+        lines += [paint(mark, line) for mark, line in _field_lines(change, f)]
+    if change.ref in plan.not_compared and change.action == "update":
+        lines.append(paint("?", f"      ? value {NOT_COMPARED}"))
+    return lines
 
 
 def summary_line(plan: Plan) -> str:
@@ -54,17 +75,26 @@ def _fields(plan: Plan, change: Change) -> tuple[FieldChange, ...]:
                  for f in change.fields)
 
 
-def _field_line(change: Change, f: Any) -> str:
-    before, after = _value(show(f.before, f.sensitive)), _value(show(f.after, f.sensitive))
-    if change.action == "create":
-        return f"      + {f.path} = {after}"
-    if change.action == "delete":
-        return f"      - {f.path} = {before}"
-    if f.before is None:
-        return f"      + {f.path} = {after}"
-    if f.after is None:
-        return f"      - {f.path} = {before}"
-    return f"      ~ {f.path}: {before} -> {after}"
+def _field_lines(change: Change, f: Any) -> list[tuple[str, str]]:
+    before, after = show(f.before, f.sensitive), show(f.after, f.sensitive)
+    if change.action == "create" or (change.action == "update" and f.before is None):
+        return [("+", f"      + {f.path} = {_value(after)}")]
+    if change.action == "delete" or f.after is None:
+        return [("-", f"      - {f.path} = {_value(before)}")]
+    added, removed = list_items(before, after)
+    if added or removed:
+        return [("~", f"      ~ {f.path}:")] + [("+", f"          + {_value(i)}") for i in added] + \
+            [("-", f"          - {_value(i)}") for i in removed]
+    return [("~", f"      ~ {f.path}: {_value(before)} -> {_value(after)}")]
+
+
+def list_items(before: Any, after: Any) -> tuple[list[Any], list[Any]]:
+    """Of two lists, the items added and removed (none: not two lists, or only the order changed)."""
+    if not (isinstance(before, list) and isinstance(after, list)):
+        return [], []
+    key = lambda item: json.dumps(item, sort_keys=True, default=str)  # noqa: E731
+    old, new = {key(i) for i in before}, {key(i) for i in after}
+    return [i for i in after if key(i) not in old], [i for i in before if key(i) not in new]
 
 
 def _value(value: Any) -> str:
@@ -74,6 +104,32 @@ def _value(value: Any) -> str:
     if len(flat) <= 100 or not isinstance(value, (dict, list)):
         return flat
     return json.dumps(value, sort_keys=True, default=str, indent=2).replace("\n", "\n          ")
+
+
+def markdown(plan: Plan) -> str:
+    """The plan for a pull-request comment: which objects and fields change, never a value."""
+    lines = [f"#### ecs-secrets: {summary_line(plan)}", ""]
+    if plan.changes:
+        lines += ["| | Object | Action | Changed fields |", "|---|---|---|---|"]
+        for change in plan.ordered():
+            note = f" ({_md(change.note)})" if change.note else ""
+            fields = ", ".join(_md_field(f) for f in _fields(plan, change))
+            lines.append(f"| {SYMBOL[change.action]} | `{_md(change.ref)}` | {change.action}{note} | {fields} |")
+        lines.append("")
+    if plan.blockers:
+        lines += ["**Blocked:**", ""] + [f"- `{_md(b.ref)}`: {_md(b.reason)}" for b in plan.blockers] + [""]
+    return scrub("\n".join(lines).rstrip() + "\n")
+
+
+def _md_field(f: Any) -> str:
+    if f.after == NOT_COMPARED:
+        return f"`{_md(f.path)}` {NOT_COMPARED}"
+    return f"`{_md(f.path)}`" + (" (sensitive value)" if f.sensitive else "")
+
+
+def _md(text: str) -> str:
+    """Safe inside a table cell and a code span: no pipe, backtick or line break can break out."""
+    return text.replace("`", "'").replace("|", "\\|").replace("\n", " ")
 
 
 def as_dict(plan: Plan) -> dict[str, Any]:

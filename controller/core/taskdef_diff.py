@@ -61,8 +61,9 @@ def task_definition_change(td: DesiredTaskDefinition, current: ActualTaskDefinit
     body, tags = dict(td.body or {}), dict(td.tags)
     if current is None:
         op = ops.PutTaskDefinition(family=family, body=body, tags=tags)
-        return Change("TaskDefinition", name, "create", tuple(diff_values({}, comparable(body, ctx))), op)
-    fields = diff_values(comparable(current.body, ctx), comparable(body, ctx))
+        fields = diff_values({}, in_manifest_order(comparable(body, ctx), body))
+        return Change("TaskDefinition", name, "create", tuple(fields), op, note=f"registers {family}'s first active revision")
+    fields = diff_values(comparable(current.body, ctx), in_manifest_order(comparable(body, ctx), body))
     register = bool(fields)
     add_tags = {k: v for k, v in tags.items() if current.tags.get(k) != v}
     if not register and add_tags:
@@ -73,7 +74,35 @@ def task_definition_change(td: DesiredTaskDefinition, current: ActualTaskDefinit
         return None
     op = ops.PutTaskDefinition(family=family, body=body, tags=tags, register=register,
                                tag_arn=None if register or not add_tags else current.arn, deregister=deregister)
-    return Change("TaskDefinition", name, "update", tuple(fields), op)
+    note = f"registers {family}:{current.revision + 1}" if register else ""
+    return Change("TaskDefinition", name, "update", tuple(fields), op, note=note)
+
+
+def in_manifest_order(normalized: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """``normalized`` (sorted by name for comparing) with its containers, and their secrets, environment
+    and other named lists, back in the order the manifest wrote them: the plan reads as the manifest does."""
+    containers = body.get("containerDefinitions") or []
+    written = {c.get("name"): c for c in containers}
+    out = dict(normalized)
+    if "containerDefinitions" in out:
+        out["containerDefinitions"] = [_named_lists_in_order(c, written.get(c.get("name")) or {})
+                                       for c in _ordered(out["containerDefinitions"], containers)]
+    return out
+
+
+def _named_lists_in_order(container: dict[str, Any], written: dict[str, Any]) -> dict[str, Any]:
+    out = dict(container)
+    for key, items in container.items():
+        if isinstance(items, list) and isinstance(written.get(key), list):
+            out[key] = _ordered(items, written[key])
+    return out
+
+
+def _ordered(items: list[Any], written: list[Any]) -> list[Any]:
+    names = [w["name"] for w in written if isinstance(w, dict) and isinstance(w.get("name"), str)]
+    if not all(isinstance(i, dict) and i.get("name") in names for i in items):
+        return items
+    return sorted(items, key=lambda i: names.index(i["name"]))
 
 
 def _old_revisions(current: ActualTaskDefinition, keep: int | None, register: bool) -> tuple[int, ...]:

@@ -66,6 +66,7 @@ class Lease:
         self.duration, self.renew_deadline, self.retry_period = duration, renew_deadline, retry_period
         self.clock, self.on_change = clock, on_change
         self.fence = 0
+        self.current_holder: str | None = None   # who the lease item named when we last read or wrote it
         self._leading = False
         self._renew_failed = False
         self._renewed_at = float("-inf")
@@ -151,6 +152,7 @@ class Lease:
             return
         self._renewed_at, self._renew_failed = started, False
         self._version += 1
+        self.current_holder = self.holder
 
     def _campaign(self) -> None:
         item = self._read()
@@ -174,6 +176,7 @@ class Lease:
                 return  # someone else was faster; watch the new holder
             raise
         self._version, self.fence, self._renewed_at, self._renew_failed = version + 1, fence + 1, started, False
+        self.current_holder = self.holder
         self._set_leading(True, f"acquired the lease (fence {self.fence})")
 
     def _write(self, version: int, fence: int, condition: str, values: dict) -> None:
@@ -189,6 +192,7 @@ class Lease:
         if not self._leading:
             return
         self._set_leading(False, "releasing the lease")
+        self.current_holder = None
         try:
             self._dynamodb().update_item(
                 TableName=self.table, Key={"name": {"S": self.name}},
@@ -205,7 +209,9 @@ class Lease:
     def _read(self) -> dict | None:
         raw = self._dynamodb().get_item(TableName=self.table, Key={"name": {"S": self.name}},
                                         ConsistentRead=True).get("Item")
-        return None if raw is None else {k: next(iter(v.values())) for k, v in raw.items()}
+        item = None if raw is None else {k: next(iter(v.values())) for k, v in raw.items()}
+        self.current_holder = (item or {}).get("holder") or None   # "" once released
+        return item
 
     def _failed(self, exc: Exception) -> None:
         if self._leading:

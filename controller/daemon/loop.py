@@ -117,6 +117,10 @@ class Daemon:
         result = reconcile.make(self.aws, self.desired, self.settings)
         gated, fingerprints = self.gate(result)
         leading = self.leading()
+        for change in result.plan.changes:   # which fields, never their values
+            paths = ", ".join(f.path for f in change.fields)
+            log.info("%s %s: %s", change.ref, "drifted" if change.action == "update" else f"to {change.action}",
+                     paths, extra=_ctx("plan", change.ref))
         if leading:
             reconcile.execute(self.aws, result, self.may_write, self._on_outcome)
         p = Pass(result.plan, result.report if leading else None, gated, fingerprints)
@@ -252,7 +256,9 @@ class Daemon:
         return self.ready, "ok: a full reconcile has run" if self.ready else "not ready: no full reconcile yet"
 
     def status(self) -> dict[str, Any]:
-        return {"leader": self.leading(), "holder": self.lease.holder if self.lease else None,
+        # "holder": whoever the lease item names (another replica on a follower); "identity": this replica
+        return {"leader": self.leading(), "holder": self.lease.current_holder if self.lease else None,
+                "identity": self.lease.holder if self.lease else None,
                 "fence": self.lease.fence if self.lease else None, "ready": self.ready,
                 "manifests": {"path": str(self.path), "valid": self.manifest_error is None,
                               "error": self.manifest_error,

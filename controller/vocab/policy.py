@@ -56,6 +56,21 @@ def canonical(document: dict | str | None) -> Any:
     return {"Version": document.get("Version", "2008-10-17"), "Statement": canon}
 
 
+def as_written(document: dict | str) -> dict:
+    """For showing a person: as written, but each Action/Resource a sorted list and each Statement a list."""
+    if isinstance(document, str):
+        document = json.loads(document)
+    statements = document.get("Statement", [])
+    out = []
+    for statement in statements if isinstance(statements, list) else [statements]:
+        shown = dict(statement)
+        for key in ("Action", "NotAction", "Resource", "NotResource"):
+            if key in shown:
+                shown[key] = sorted(set(_as_list(shown[key])), key=str.lower)
+        out.append(shown)
+    return {**document, "Statement": out}
+
+
 def same(a: dict | str | None, b: dict | str | None) -> bool:
     return canonical(a) == canonical(b)
 
