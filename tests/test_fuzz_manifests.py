@@ -297,8 +297,9 @@ TD = "apiVersion: ecs-secrets/v1\nkind: TaskDefinition\nmetadata: {name: w}\nspe
     TD + "  containerDefinitions: [{name: a, image: b, memory: 128}]\n  tags: [{value: x}]\n",    # KeyError: 'key'
     TD + "  containerDefinitions: [{name: a, image: b, memory: 128}]\n  tags: {\"a\\nb\": x}\n",
     "apiVersion: ecs-secrets/v2\nkind: |\n  x\nmetadata: {name: gen}\n",               # a problem over two lines
+    "!!int ''\n",                                                        # IndexError (found later by the fuzzer)
 ], ids=["float", "bool", "timestamp", "int", "equals", "nul", "tag-without-value", "tag-without-key", "tags-mapping",
-        "kind-with-newline"])
+        "kind-with-newline", "empty-int"])
 def test_found_crashes_stay_fixed(text: str) -> None:
     check(text)
 

@@ -136,8 +136,9 @@ class _Builder:
             return node.value
         try:
             return self.loader.construct_object(node)
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, yaml.YAMLError):
-            # PyYAML's constructors fail with bare Python errors: `!!float abc`, `!!int x`, `!!bool maybe`
+        except (ValueError, TypeError, LookupError, AttributeError, OverflowError, yaml.YAMLError):
+            # PyYAML's constructors fail with bare Python errors: `!!float abc`, `!!int x`, `!!bool maybe`,
+            # `!!int ''` (an IndexError)
             raise YamlProblem(line, f"{node.value[:40]!r} is not a valid {_tag_name(node.tag)}; "
                                     "fix the value or remove the tag", path) from None
 
