@@ -328,10 +328,25 @@ def parse(argv: list[str]) -> argparse.Namespace:
             setattr(args, key, value)
     if (getattr(args, "filename", None) or []).count(STDIN) > 1:
         raise UsageError("-f - (standard input) can be given once", command)
+    problem = _global_problem(args)
+    if problem:
+        raise UsageError(problem, command)
     problem = getattr(args, "_check", lambda a: None)(args)
     if problem:
         raise UsageError(problem, command)
     return args
+
+
+def _global_problem(args: argparse.Namespace) -> str | None:
+    """Global options that this command would take and then ignore, or that contradict each other."""
+    if args.sandbox and args.endpoint_url:
+        # moto answers only AWS's own hostnames: another endpoint would get the sandbox's requests, values included
+        return "--sandbox runs against an embedded AWS; drop --endpoint-url (or drop --sandbox)"
+    if not args.sandbox and (args.sandbox_state or args.sandbox_reset or args.sandbox_strict):
+        return "--sandbox-state, --sandbox-reset and --sandbox-strict need --sandbox"
+    if args.output == "markdown" and args.command != "reconcile":
+        return f"--output markdown renders a plan: only for reconcile, not {args.command} (text or json)"
+    return None
 
 
 # --- running a command --------------------------------------------------------------------------
@@ -432,8 +447,6 @@ def _aws(args: argparse.Namespace) -> Any:
     if args.sandbox:
         from controller.sandbox import embedded
         args._sandbox = embedded.start(args.region, args.sandbox_state, args.sandbox_reset, args.sandbox_strict)
-    elif args.sandbox_state or args.sandbox_reset or args.sandbox_strict:
-        raise ControllerError("--sandbox-state, --sandbox-reset and --sandbox-strict need --sandbox")
     flags = getattr(args, "rate_limit", None)  # after ECS_SECRETS_RATE_LIMITS, so that the flags win
     limits = ",".join([os.environ.get("ECS_SECRETS_RATE_LIMITS", ""), *flags]) if flags else None
     aws = Aws(region=args.region, profile=None if args.sandbox else args.profile, endpoint_url=args.endpoint_url,
@@ -537,14 +550,18 @@ def _plan_and_apply(args: argparse.Namespace, aws: Any, reconcile: Any, progress
     progress.close()   # the live line, off the terminal before the plan is printed
     if saved is not None:
         reconcile.check_plan(args.plan, saved, result, options)
+    saved_first = args.output == "json" and args.dry_run and args.out
     if args.output == "json":
         reconcile.check(result.plan)   # refused: stdout is the one document of the errors, not two
+        if saved_first:   # a plan file that cannot be written is the one document too, not a second one
+            reconcile.write_plan(args.out, result, options)
     if args.output != "json" or args.dry_run:   # a JSON apply prints one document: the plan with its results
         print(_rendered(args, result.plan, planfile.parameter_versions(result.plan, result.actual)), flush=True)
     reconcile.check(result.plan)
     if args.dry_run:
         if args.out:
-            reconcile.write_plan(args.out, result, options)
+            if not saved_first:
+                reconcile.write_plan(args.out, result, options)
             print(f"Saved the plan to {args.out}; apply it with: reconcile --plan {args.out}", file=sys.stderr)
         return EXIT_CHANGES if args.detailed_exitcode and result.plan.changes else EXIT_OK
     if result.plan.changes and not args.lease_table and not args.sandbox:

@@ -96,7 +96,9 @@ def block(plan: Plan, reasons: dict[str, str]) -> Plan:
     changes = list(plan.changes)
     block_dependents(changes, blockers, dependents)
     blocked = {b.ref for b in blockers}
-    return Plan(tuple(changes), tuple(blockers), tuple(r for r in plan.in_sync if r not in blocked))
+    # replace, not a new Plan: what else the plan says (values not compared) stays
+    return replace(plan, changes=tuple(changes), blockers=tuple(blockers),
+                   in_sync=tuple(r for r in plan.in_sync if r not in blocked))
 
 
 def check(plan: Plan) -> None:

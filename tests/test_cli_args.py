@@ -374,3 +374,31 @@ def test_an_option_given_before_and_after_the_command_takes_the_later_and_joins_
     assert args.owner == "b" and args.rate_limit == ["ssm=1", "iam=2"]
     assert args.log_level == "debug"                          # not run's own default, info
     assert cli_module.parse(["run", "-f", "manifests"]).log_level == "info"
+
+
+# --- global options a command would take and then ignore ------------------------------------------------
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["validate", "-f", "manifests", "--sandbox-reset"], "need --sandbox"),
+    (["controller-policy", "-f", "manifests", "--account", "123456789012", "--sandbox-strict"], "need --sandbox"),
+    (["validate", "-f", "manifests", "--output", "markdown"], "only for reconcile"),
+    (["verify", "--family", "web", "--output", "markdown"], "only for reconcile"),
+    # moto answers only AWS's hostnames: any other endpoint would receive the sandbox's writes, values included
+    (["reconcile", "-f", "manifests", "--dry-run", "--sandbox", "--endpoint-url", "http://127.0.0.1:9"],
+     "drop --endpoint-url"),
+], ids=["sandbox-reset-alone", "sandbox-strict-alone", "markdown-validate", "markdown-verify", "sandbox-endpoint"])
+def test_an_option_that_would_be_ignored_is_refused(monkeypatch, capsys, argv, needle):
+    monkeypatch.chdir(REPO)
+    code, out, err = cli(capsys, *argv)
+    assert code == 1 and needle in err, err
+
+
+def test_the_sandbox_ignores_endpoints_from_the_environment(tmp_path, monkeypatch, capsys):
+    """An AWS_ENDPOINT_URL_<SERVICE> (botocore's service-specific endpoint variable) must not take the
+    sandbox's requests out of the process: with one pointing at a closed port, the sandbox still plans."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_ECS", "http://127.0.0.1:9")
+    code, out, err = cli(capsys, "reconcile", "--sandbox", "-f", str(REPO / "manifests"), "--dry-run")
+    assert code == 0, err[-2000:]
+    assert "EndpointConnectionError" not in err and "Plan:" in out

@@ -358,3 +358,13 @@ def test_text_apply_lists_each_result_with_the_version_and_revision(app, capsys)
                     f"  + TaskDefinition/app: created, registered {arn}",
                     "Apply complete: 4 applied, 0 failed, 0 blocked."]
     assert arn.endswith(":task-definition/app:1")
+
+
+def test_a_plan_file_that_cannot_be_written_leaves_one_json_document(app, capsys, tmp_path):
+    """--output json promises one document on stdout: a refused --out is that document, not a second one."""
+    code, out, err = run(capsys, "reconcile", "-f", str(app.folder), "--dry-run", "--output", "json",
+                         "--out", str(tmp_path / "no-such-folder" / "plan.json"))
+    assert code == 1
+    document = json.loads(out)   # exactly one document: json.loads refuses a second
+    assert list(document) == ["errors"] and "plan.json" in document["errors"][0]["message"]
+    assert_no_leak(out + err, app.canaries())

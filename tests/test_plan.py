@@ -192,3 +192,16 @@ def test_keep_revisions_deregisters_only_owned_old_revisions(scenario):
     actual.prune = PruneCandidates()                  # a run with --prune
     (change,) = plan_for(scenario, actual).changes
     assert change.op.deregister == (3,) and not change.op.register
+
+
+def test_blocking_a_change_keeps_what_else_the_plan_says():
+    """The daemon holds back changes with ``reconcile.block``; a plan made with --skip-values must still
+    say which values it did not compare afterwards."""
+    from controller import reconcile
+    from controller.core.plan import Change, Plan
+    a = Change("Parameter", "a", "update", ())
+    b = Change("TaskDefinition", "b", "update", (), depends_on=("Parameter/a",))
+    plan = Plan((a, b), not_compared=("Parameter/a",))
+    held = reconcile.block(plan, {"Parameter/a": "waiting"})
+    assert held.not_compared == ("Parameter/a",)
+    assert {x.ref for x in held.blockers} == {"Parameter/a", "TaskDefinition/b"} and not held.changes

@@ -45,7 +45,8 @@ def change_lines(plan: Plan, change: Change, version: int | None = None,
     symbol = SYMBOL[change.action]
     notes = ([f"from version {version}"] if version is not None else []) + ([change.note] if change.note else [])
     note = f" ({'; '.join(notes)})" if notes else ""
-    lines = [paint(symbol, f"  {symbol} {paint('bold', change.ref)} will be {change.action}d{note}")]
+    # painted in three parts: a reset inside one painted string would end its colour at the name
+    lines = [paint(symbol, f"  {symbol} ") + paint("bold", change.ref) + paint(symbol, f" will be {change.action}d{note}")]
     for f in _fields(plan, change):
         lines += [paint(mark, line) for mark, line in _field_lines(change, f)]
     if change.ref in plan.not_compared and change.action == "update":

@@ -149,8 +149,11 @@ def start(region: str | None, state: str | None = None, reset: bool = False, str
         from moto import mock_aws
     except ImportError:
         raise ControllerError("--sandbox needs moto: pip install 'ecs-secrets[sandbox]'") from None
-    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+    # nothing may send the sandbox's requests (values included) elsewhere: moto answers only AWS's own
+    # hostnames, so an endpoint from the environment or a config file would reach a real server
+    for key in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")] + ["AWS_PROFILE"]:
         os.environ.pop(key, None)
+    os.environ["AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"] = "true"
     os.environ.update(_CREDENTIALS)
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # AmazonECSTaskExecutionRolePolicy must exist
     os.environ.setdefault("AWS_DEFAULT_REGION", region or "us-east-1")
