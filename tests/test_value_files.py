@@ -226,3 +226,12 @@ def test_the_daemon_keeps_ticking_and_converges_the_rest(aws_env: str, tmp_path:
                       "TaskDefinition/web": "blocked"}
     assert "a FIFO (named pipe), not a regular file" in d.table.objects["Parameter/db-password"].last_error
     assert d.healthy()[0]
+
+
+def test_a_fifo_given_to_f_is_refused_not_read(tmp_path):
+    """A FIFO named by -f would block the manifest read forever, as it did fromFile's."""
+    fifo = tmp_path / "m.yaml"
+    os.mkfifo(fifo)
+    run = subprocess.run([sys.executable, "-m", "controller", "validate", "-f", str(fifo)], capture_output=True,
+                         text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 1 and "not a regular file" in run.stderr, run.stderr

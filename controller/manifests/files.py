@@ -10,6 +10,7 @@ files; the daemon's watcher polls the same list.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Union
@@ -69,7 +70,11 @@ def manifest_files(sources: PathLike | Sources, problems: list[Problem],
             problems.append(Problem(given, 1, None, None, "no such file or folder; pass -f FILE, -f FOLDER "
                                     "or -f - (standard input)"))
         elif not path.is_dir():
-            add(path)
+            if not stat.S_ISREG(path.stat().st_mode):   # a FIFO or a device would block the read or never end
+                problems.append(Problem(given, 1, None, None, "not a regular file (a FIFO, a device or a socket); "
+                                        "pass a manifest file, a folder or - (standard input)"))
+            else:
+                add(path)
         else:
             for entry in _folder(path, path.resolve(), sources.recursive, problems, notes):
                 add(entry)
