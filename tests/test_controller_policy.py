@@ -357,6 +357,7 @@ UNEXERCISED = {
 }
 
 
+@pytest.mark.slow  # CI time: covered again by `-m slow` (README, Testing)
 def test_policy_covers_create_dry_run_and_every_repair(aws_env: str, capsys: pytest.CaptureFixture) -> None:
     seed()
     canary = "canary-" + secrets.token_hex(16)
@@ -381,6 +382,7 @@ def test_policy_covers_create_dry_run_and_every_repair(aws_env: str, capsys: pyt
     assert canary not in out.out + out.err
 
 
+@pytest.mark.slow  # CI time: covered again by `-m slow` (README, Testing)
 def test_policy_with_prune_covers_deleting_what_left_the_manifests(aws_env: str, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture) -> None:
     seed()
@@ -442,6 +444,7 @@ def test_sandbox_takes_the_account_from_sts() -> None:
     assert json.loads(done.stdout) == json.loads(COMMITTED.read_text())
 
 
+@pytest.mark.slow  # CI time: covered again by `-m slow` (README, Testing)
 def test_policy_covers_the_reads_after_ambiguous_writes(aws_env: str, monkeypatch: pytest.MonkeyPatch,
                                                         no_backoff: None, capsys: pytest.CaptureFixture) -> None:
     """Lost replies and 5xx on writes make apply read back what it wrote (controller/aws/idempotency.py)."""

@@ -126,6 +126,7 @@ def crash_and_recover(moto_url: str, tmp_path: Path, capfd, monkeypatch, kill: K
     return f"{kill}: {'killed' if code else 'finished first'}"
 
 
+@pytest.mark.slow  # CI time: covered again by `-m slow` (README, Testing)
 def test_a_role_left_without_its_policy_converges(fast_aws: str, tmp_path: Path, capfd, monkeypatch) -> None:
     """The CI subset: killed right before the first PutRolePolicy — a created role, no inline policy."""
     kill = schedule(fault_seed(), 1)[0]

@@ -269,6 +269,7 @@ def test_a_broken_object_is_reported_while_the_rest_converges(world, aws_env, re
     assert_clean_logs(d, canary, fmt="text")
 
 
+@pytest.mark.slow  # CI time: covered again by `-m slow` (README, Testing)
 def test_two_replicas_one_writer_and_failover(world, aws_env, replicas):
     lease = ("--lease-table", "ecs-secrets-lease", "--lease-duration", "4", "--lease-renew-deadline", "3",
              "--lease-retry-period", "0.5")

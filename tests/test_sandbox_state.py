@@ -142,6 +142,7 @@ def test_random_stand_ins_are_the_same_for_the_restore_and_the_plan(workdir: Pat
     assert any("/app/api_key" in line and "restored with a new random value" in line for line in lines)
 
 
+@pytest.mark.slow  # CI time: covered again by `-m slow` (README, Testing)
 def test_what_it_invents_is_one_block_and_strict_invents_nothing(workdir: Path, capfd, monkeypatch) -> None:
     write(workdir, "/app/db_pasword")   # a typo: no such parameter
     code, out, err = run(capfd, "reconcile", "--dry-run")
@@ -165,6 +166,7 @@ def test_sandbox_flags_need_the_sandbox(workdir: Path, capfd) -> None:
     assert "need --sandbox" in capfd.readouterr().err
 
 
+@pytest.mark.slow  # CI time: covered again by `-m slow` (README, Testing)
 def test_another_state_file(workdir: Path, capfd) -> None:
     assert run(capfd, "reconcile", "--sandbox-state", "elsewhere/state.jsonl")[0] == 0
     assert (workdir / "elsewhere" / "state.jsonl").exists() and not (workdir / ".ecs-secrets").exists()

@@ -120,6 +120,7 @@ def test_a_missing_s3_environment_file_is_refused_before_any_write(folder: Path,
     assert client("ssm").describe_parameters()["Parameters"] == []
 
 
+@pytest.mark.slow  # CI time: covered again by `-m slow` (README, Testing)
 def test_prune_keeps_a_parameter_an_fsx_volume_of_an_active_revision_reads(aws_env: str, tmp_path: Path,
                                                                           capsys) -> None:
     """FSxWindowsFileServerAuthorizationConfig.credentialsParameter (ECS API reference) may be an SSM
