@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,25 +257,41 @@ def assert_one_of_each(fleet: Fleet, moto_url: str) -> Holdings:
     return held
 
 
-# --- a proxy that can also answer with scripted AWS errors --------------------------------------
+# --- a proxy that can also answer with scripted AWS errors, or with replies of the test's own ----------
 
-Answer = Callable[[AwsOp, bytes], tuple[int, str, str] | None]   # → (status, code, message) or None
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply sent as it is: an endless listing, a body missing the key the operation always returns,
+    an empty or cut-off body."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
+# → (status, code, message) for an AWS error in the request's protocol, a ``Reply``, or None (let it through)
+Answer = Callable[[AwsOp, bytes], "tuple[int, str, str] | Reply | None"]
+JSON = "application/x-amz-json-1.1"
+XML = "text/xml"
 
 
 class ScriptedProxy(faultproxy.FaultProxy):
-    """A FaultProxy that first asks ``script`` (in order) whether to answer a request with an AWS error.
+    """A FaultProxy that first asks ``script`` (in order) whether to answer a request itself.
 
     ``script`` entries are ``(glob, limit, answer)``; ``answer(op, body)`` returns ``(status, code,
-    message)`` to send in the request's protocol, or None to let the request through.
+    message)`` to send as an AWS error in the request's protocol, a ``Reply`` to send as it is, or None
+    to let the request through. ``answered`` counts the requests answered, by ``service:Operation``.
     """
 
     def __init__(self, upstream_url: str, script: list[tuple[str, int | None, Answer]], **kwargs) -> None:
         super().__init__(upstream_url, **kwargs)
         self.script = [[glob, limit, answer] for glob, limit, answer in script]
         self.scripted: list[tuple[str, str, str]] = []
+        self.answered: Counter[str] = Counter()
         self._server.RequestHandlerClass = _ScriptedHandler
 
-    def answer(self, op: AwsOp, body: bytes) -> tuple[int, str, str] | None:
+    def answer(self, op: AwsOp, body: bytes) -> "tuple[int, str, str] | Reply | None":
         with self._lock:
             for entry in self.script:
                 glob, limit, answer = entry
@@ -282,7 +300,9 @@ class ScriptedProxy(faultproxy.FaultProxy):
                     if got is not None:
                         entry[1] = None if limit is None else limit - 1
                         self.calls[(op.service, op.operation)] += 1
-                        self.scripted.append((op.service, op.operation, got[1]))
+                        self.answered[op.key] += 1
+                        self.scripted.append((op.service, op.operation,
+                                              "reply" if isinstance(got, Reply) else got[1]))
                         return got
         return None
 
@@ -299,6 +319,9 @@ class _ScriptedHandler(faultproxy._Handler):
                 return super().do_request()
             finally:
                 self.rfile = original
+        if isinstance(got, Reply):
+            headers = [("Content-Type", got.content_type), ("x-amzn-RequestId", str(uuid.uuid4()))]
+            return self._send(got.status, headers, got.body)
         status, code, message = got
         self._send(*_error(op, status, code, message))
 
@@ -339,3 +362,21 @@ def _xml(text: str) -> str:
 
 def always(status: int, code: str, message: str) -> Answer:
     return lambda op, body: (status, code, message)
+
+
+def fixed(status: int, content_type: str, body: bytes) -> Answer:
+    return lambda op, request: Reply(status, content_type, body)
+
+
+def endless_pages(result_key: str, token: str = "NextToken", stop_after: int = 500) -> Answer:
+    """A JSON-protocol listing whose every page is empty and has a new next token. After
+    ``stop_after`` pages it ends, so that a regression that pages on fails instead of hanging."""
+    served: Counter[str] = Counter()
+
+    def answer(op: AwsOp, body: bytes) -> Reply:
+        served[op.key] += 1
+        page: dict = {result_key: []}
+        if served[op.key] <= stop_after:
+            page[token] = uuid.uuid4().hex
+        return Reply(200, JSON, json.dumps(page).encode())
+    return answer

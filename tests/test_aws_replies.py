@@ -2,7 +2,7 @@
 parse, an error with an empty body. Each ends the run with exit 1 and one line naming the service and
 the operation, never a bare ``KeyError``, botocore's raw ``b''`` or a traceback.
 
-Served by ``tests/replyproxy.py`` in front of moto's server, or by botocore's ``Stubber``. What AWS
+Served by ``faultkit.ScriptedProxy`` in front of moto's server, or by botocore's ``Stubber``. What AWS
 sends, for what the fakes below depart from: a listing page carries its next token in the member the
 operation's paginator names (``NextToken`` for SSM DescribeParameters, ``Marker`` with ``IsTruncated``
 for IAM, ``nextToken`` for ECS, ``PaginationToken`` for the tagging API — botocore's
@@ -25,7 +25,7 @@ from botocore.stub import Stubber
 
 pytest.register_assert_rewrite("faultkit")
 from faultkit import cli, direct, fast_aws, no_backoff  # noqa: E402,F401 - fixtures, asked for by name
-from replyproxy import JSON, XML, ReplyProxy, endless_pages, fixed  # noqa: E402
+from faultkit import JSON, XML, ScriptedProxy, endless_pages, fixed  # noqa: E402
 
 from controller.aws import paging  # noqa: E402
 from controller.aws.session import Aws  # noqa: E402
@@ -94,7 +94,8 @@ def test_an_endless_listing_stops_with_a_message_naming_it(moto_url: str, tag: s
                                                            monkeypatch: pytest.MonkeyPatch, capfd) -> None:
     monkeypatch.setattr(paging, "MAX_PAGES", 20)
     folder = manifests(tmp_path / "m", tag)
-    with ReplyProxy(moto_url, {"ssm:DescribeParameters": endless_pages("Parameters", stop_after=300)}) as proxy:
+    endless = endless_pages("Parameters", stop_after=300)
+    with ScriptedProxy(moto_url, [("ssm:DescribeParameters", None, endless)]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         started = time.monotonic()
         run = cli(capfd, "reconcile", "-f", str(folder), "--owner", f"replies-{tag}")
@@ -200,7 +201,7 @@ def test_a_malformed_reply_is_one_line_naming_service_and_operation(case: str, m
                                                                     tmp_path: Path, monkeypatch, capfd) -> None:
     glob, answer, expect = MALFORMED[case]
     folder = manifests(tmp_path / "m", tag)
-    with ReplyProxy(moto_url, {glob: answer}) as proxy:
+    with ScriptedProxy(moto_url, [(glob, None, answer)]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         run = cli(capfd, "reconcile", "-f", str(folder), "--owner", f"replies-{tag}")
     assert proxy.answered[glob], proxy.calls
@@ -218,7 +219,7 @@ def test_a_cut_off_reply_of_a_decrypting_read_shows_none_of_it(moto_url: str, ta
     folder = manifests(tmp_path / "m", tag)
     direct("ssm", moto_url).put_parameter(Name=f"/replies-{tag}/db", Type="SecureString", Value="old-" + canary)
     cut = ('{"Parameters": [{"Name": "/replies-%s/db", "Type": "SecureString", "Value": "%s' % (tag, canary)).encode()
-    with ReplyProxy(moto_url, {"ssm:GetParameters": fixed(200, JSON, cut)}) as proxy:
+    with ScriptedProxy(moto_url, [("ssm:GetParameters", None, fixed(200, JSON, cut))]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         run = cli(capfd, "reconcile", "-f", str(folder), "--owner", f"replies-{tag}", "--log-level", "debug")
     assert proxy.answered["ssm:GetParameters"]
