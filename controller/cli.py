@@ -29,7 +29,8 @@ EXITS = {
     "reconcile": "0 converged (with --dry-run: planned); 1 any error, a usage error included;\n"
                  "  2 only with --dry-run --detailed-exitcode: changes pending",
     "run": "0 after SIGTERM or SIGINT (with --once: everything converged); 1 an error",
-    "verify": "0 every secret readable; 1 any denied or missing, or an error; 3 only unknowns",
+    "verify": "0 every secret readable (with --service, every network path open); 1 any denied or missing, or an "
+              "error; 3 only unknowns",
     "schema": "0; 1 a usage error",
     "controller-policy": "0; 1 an error",
     "init": "0 manifests written; 1 nothing found to adopt, or an error",
@@ -227,7 +228,11 @@ def _verify_parser(sub: Any) -> None:
     _common(ver, manifests=False)
     ver.add_argument("--family", metavar="NAME[:REV]", help="a registered task definition instead of manifests")
     ver.add_argument("--against", choices=("aws",), help="also cross-check with iam:SimulatePrincipalPolicy")
-    ver.set_defaults(_check=lambda a: None if a.filename or a.family else "verify needs -f PATH or --family NAME[:REV]")
+    ver.add_argument("--service", action="append", default=[], metavar="CLUSTER/NAME", help="an ECS service: the "
+                     "revision it runs now, and the network path from its subnets to the endpoints the agent calls; "
+                     "repeatable")
+    ver.set_defaults(_check=lambda a: None if a.filename or a.family or a.service else
+                     "verify needs -f PATH, --family NAME[:REV] or --service CLUSTER/NAME")
 
 
 def _controller_policy_parser(sub: Any) -> None:
@@ -615,7 +620,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     aws = _aws(args)
     desired = _load(args, aws) if args.filename else None
     return verify.command(aws, desired=desired, family=args.family, output=args.output,
-                          against_aws=args.against == "aws", out=sys.stdout)
+                          against_aws=args.against == "aws", out=sys.stdout, services=args.service)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
