@@ -242,6 +242,9 @@ def _controller_policy_parser(sub: Any) -> None:
     pol.add_argument("--lease-table", metavar="NAME", help="include the DynamoDB lease table of `run --lease-table`")
     pol.add_argument("--prune", action="store_true", help="include what --prune needs to list and delete")
     pol.add_argument("--account", metavar="ID", help="12-digit account id (default: sts:GetCallerIdentity)")
+    pol.add_argument("--verify-service", action="append", default=[], metavar="CLUSTER/NAME", help="include what "
+                     "`verify --service` reads of that service and its VPC (ecs:DescribeServices, EC2 Describe*); "
+                     "repeatable")
     _cluster(pol)
 
 
@@ -667,13 +670,22 @@ def cmd_controller_policy(args: argparse.Namespace) -> int:
     desired = _desired(args, region)
     partition, account = _identity(args, region)
     target = permissions.Target(account=account, region=region, partition=partition, owner=args.owner,
-                                lease_table=args.lease_table, prune=args.prune, clusters=tuple(args.cluster))
+                                lease_table=args.lease_table, prune=args.prune, clusters=tuple(args.cluster),
+                                verify_services=tuple(_service_refs(args.verify_service)))
     document = permissions.policy_for(desired, target)
     print(json.dumps(document, indent=2))
     if policy.size(document) > permissions.MAX_MANAGED_POLICY_CHARS:
         print(f"note: {policy.size(document)} characters: over the {permissions.MAX_MANAGED_POLICY_CHARS} of a "
               "managed policy; attach it as an inline policy (10,240) or split the manifests", file=sys.stderr)
     return EXIT_OK
+
+
+def _service_refs(refs: list[str]) -> list[str]:
+    for ref in refs:
+        cluster, _, name = ref.partition("/")
+        if not cluster or not name or "/" in name:
+            raise ControllerError(f"--verify-service {ref!r}: write CLUSTER/SERVICE")
+    return refs
 
 
 def _identity(args: argparse.Namespace, region: str) -> tuple[str, str]:
