@@ -229,6 +229,22 @@ def test_an_endpoint_policy_is_evaluated_for_what_the_agent_asks() -> None:
     assert decide(world(endpoints=(interface(policy=vpce),)))["endpoint policy"][0] == n.ALLOWED
 
 
+def test_who_an_endpoint_policy_speaks_to_depends_on_the_endpoint_type() -> None:
+    """VPC User Guide, "Control access to VPC endpoints using endpoint policies": a policy must contain a
+    Principal; for a gateway endpoint an account principal means the account's root user only."""
+    account = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACC}:root"}, "Action": "*",
+                              "Resource": "*"}]}
+    assert decide(world(endpoints=(interface(policy=account),)))["endpoint policy"][0] == n.ALLOWED
+    s3 = n.Call("s3", REGION, (Need("s3:GetObject", "arn:aws:s3:::env/app.env", {}),))
+    gateway = n.Endpoint("vpce-s3", f"com.amazonaws.{REGION}.s3", "Gateway", "available", route_tables=("rtb-a",),
+                         policy=account)
+    assert decide(world((n.Route("pl-s3", "vpce-s3"),), endpoints=(gateway,)), call=s3)["endpoint policy"][0] \
+        == n.DENIED
+    bare = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    verdict, reason = decide(world(endpoints=(interface(policy=bare),)))["endpoint policy"]
+    assert verdict == n.UNKNOWN and "names no Principal" in reason
+
+
 def test_an_unreadable_endpoint_policy_is_unknown_never_allowed() -> None:
     net = world(endpoints=(interface(policy=Unread("not JSON")),))
     assert decide(net)["endpoint policy"][0] == n.UNKNOWN

@@ -451,8 +451,15 @@ def endpoint_policy(endpoint: Endpoint, call: Call, place: Placement, account: s
         return ALLOWED, f"{endpoint.id} has the default full-access policy"
     role = place.role_arn or ""
     name = f"endpoint policy of {endpoint.id}"
+    bare = [i for i, s in enumerate(statements(endpoint.policy), start=1)
+            if not isinstance(s, dict) or ("Principal" not in s and "NotPrincipal" not in s)]
+    if bare:
+        return UNKNOWN, f"statement #{bare[0]} of the {name} names no Principal (an endpoint policy must)"
     split = split_policy(endpoint.policy, name, role, account, partition)
-    reaching = [s for part in split for s in statements(part.document)]
+    # A gateway endpoint's policy names principals only by "*" (and aws:PrincipalArn): there an account
+    # principal means its root user alone, not its roles (VPC User Guide, "Principals for gateway endpoints").
+    parts = split if endpoint.type != "Gateway" else split[:2]
+    reaching = [s for part in parts for s in statements(part.document)]
     policy = NamedPolicy(name, {"Version": endpoint.policy.get("Version") if isinstance(endpoint.policy, dict)
                                 else None, "Statement": list({id(s): s for s in reaching}.values())})
     found: list[tuple[str, str]] = []
