@@ -289,7 +289,7 @@ def _row(action: str, resource: str) -> Row:
 
 
 def test_only_the_endpoints_of_what_the_task_reads_are_needed() -> None:
-    body: dict = {"containerDefinitions": [{"name": "app", "image": "nginx:1"}]}
+    body: dict = {"containerDefinitions": [{"name": "app"}]}  # an image alone: below
     ssm_only = n.calls(body, [_row("ssm:GetParameters", PARAM), _row("kms:Decrypt", "arn:aws:kms:x")], REGION, ACC,
                        "aws")
     assert [c.service for c in ssm_only] == ["ssm"]  # KMS is called by SSM itself, not by the agent
@@ -305,6 +305,36 @@ def test_only_the_endpoints_of_what_the_task_reads_are_needed() -> None:
         "arn:aws:s3:::env/app.env", f"arn:aws:s3:::prod-{REGION}-starport-layer-bucket/layer"}
     assert {need.action for need in found["logs"].needs} == {"logs:CreateLogStream", "logs:PutLogEvents"}
     assert n.decide(place(), [], world(), ACC, "aws")[0].verdict == n.ALLOWED  # nothing to reach
+
+
+def test_a_secret_read_through_ssm_needs_only_the_ssm_endpoint() -> None:
+    """ECS Developer Guide, "Pass Secrets Manager secrets through Systems Manager Parameter Store
+    parameters": the agent asks SSM for /aws/reference/secretsmanager/NAME; SSM reads the secret."""
+    body: dict = {"containerDefinitions": [{"name": "app", "image": IMAGE}]}
+    source = "/aws/reference/secretsmanager/db"
+    row = Row(Target("web:1", "app", "DB", source, ROLE), n.ALLOWED, "", (
+        Need("ssm:GetParameters", f"arn:aws:ssm:{REGION}:{ACC}:parameter{source}", {}),
+        Need("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:{REGION}:{ACC}:secret:db", {})))
+    assert "secretsmanager" not in [c.service for c in n.calls(body, [row], REGION, ACC, "aws")]
+
+
+@pytest.mark.parametrize(("image", "host"), [
+    ("nginx:1.27", "registry-1.docker.io"), ("bitnami/redis", "registry-1.docker.io"),
+    ("public.ecr.aws/nginx/nginx:1", "public.ecr.aws"), ("ghcr.io/org/app@sha256:ab", "ghcr.io"),
+    (IMAGE, None),
+])
+def test_an_image_from_outside_aws_needs_the_internet(image: str, host: str | None) -> None:
+    """Docker's reference grammar: the first path part names the registry when it has a dot or a port."""
+    found = [c for c in n.calls({"containerDefinitions": [{"name": "app", "image": image}]}, [], REGION, ACC, "aws")
+             if c.service == n.REGISTRY]
+    assert [c.host for c in found] == ([host] if host else [])
+    if host:
+        rows = n.decide(place(), found, world(endpoints=(interface(),)), ACC, "aws")
+        assert (rows[0].endpoint, rows[0].verdict) == (f"registry {host}", n.MISSING)
+        assert "outside AWS" in rows[0].reason and "add the VPC endpoint" not in rows[0].reason
+        assert checks(n.decide(place(), found, world((n.Route(n.INTERNET, "nat-1"),)), ACC, "aws")) == {
+            "route": (n.ALLOWED, "NAT gateway nat-1 (rtb-a)"), "egress 443": (n.ALLOWED, "sg-task allows TCP 443 "
+                                                                                     "to 0.0.0.0/0")}
 
 
 # --- against moto ---------------------------------------------------------------------------------

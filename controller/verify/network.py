@@ -52,7 +52,9 @@ from controller.vocab.arns import parse_arn
 INTERNET = "0.0.0.0/0"
 HTTPS = 443
 # the endpoints the agent may call, in the order rows are shown
-SERVICES = ("ssm", "secretsmanager", "ecr.api", "ecr.dkr", "s3", "logs")
+REGISTRY = "registry"  # an image registry outside AWS
+SERVICES = ("ssm", "secretsmanager", "ecr.api", "ecr.dkr", "s3", "logs", REGISTRY)
+_REFERENCE = "/aws/reference/secretsmanager/"  # read through SSM, which asks Secrets Manager itself
 _BY_PREFIX = {"ssm": "ssm", "secretsmanager": "secretsmanager", "s3": "s3", "logs": "logs"}
 _ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
 
@@ -163,11 +165,13 @@ class Placement:
 
 @dataclass(frozen=True)
 class Call:
-    """An endpoint the agent calls (SERVICE in REGION), and the requests it sends there."""
+    """An endpoint the agent calls (SERVICE in REGION), and the requests it sends there. ``registry``: an
+    image registry outside AWS (``host``), which only the internet path reaches."""
 
     service: str
     region: str
     needs: tuple[Need, ...]
+    host: str = ""
 
 
 def _resource_region(need: Need, default: str) -> str:
@@ -185,14 +189,20 @@ def calls(body: Mapping[str, Any], rows: Sequence[Row], region: str, account: st
         if need not in held:
             held.append(need)
 
+    registries: set[str] = set()
     for row in rows:
         for need in row.needs:
             service = _BY_PREFIX.get(need.action.split(":", 1)[0])
+            if service == "secretsmanager" and _REFERENCE in row.target.source:
+                continue  # the agent calls SSM only
             if service:  # kms:Decrypt is called by SSM / Secrets Manager, not by the agent
                 where = region if service == "s3" else _resource_region(need, region)
                 add(service, where, need)
     for container in body.get("containerDefinitions") or ():
         image = _ECR_IMAGE.match(str(container.get("image") or ""))
+        host = _registry(str(container.get("image") or ""))
+        if not image and host:
+            registries.add(host)
         if image:
             owner, where, repository = image.groups()
             repo = f"arn:{partition}:ecr:{where}:{owner}:repository/{repository}"
@@ -213,7 +223,19 @@ def calls(body: Mapping[str, Any], rows: Sequence[Row], region: str, account: st
                 for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
                     add("logs", where, Need(action, arn, {"aws:RequestedRegion": where}))
     order = {s: i for i, s in enumerate(SERVICES)}
-    return [Call(s, r, tuple(n)) for (s, r), n in sorted(found.items(), key=lambda kv: (order[kv[0][0]], kv[0][1]))]
+    out = [Call(s, r, tuple(n)) for (s, r), n in sorted(found.items(), key=lambda kv: (order[kv[0][0]], kv[0][1]))]
+    return out + [Call(REGISTRY, region, (), host) for host in sorted(registries)]
+
+
+def _registry(image: str) -> str | None:
+    """The registry host of an image reference, as Docker reads it: the first part when it has a dot or a
+    port or is localhost, else Docker Hub. None for an empty image."""
+    if not image:
+        return None
+    first, slash, _ = image.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "registry-1.docker.io"
 
 
 # --- rows ---------------------------------------------------------------------------------------
@@ -268,11 +290,12 @@ def _default_route(table: RouteTable) -> Route | None:
 
 
 def _internet(subnet: Subnet, table: RouteTable, tables: Sequence[RouteTable], place: Placement, net: Network,
-              why_not_endpoint: str) -> Path:
+              why_not_endpoint: str, endpoint_fix: bool = True) -> Path:
     route = _default_route(table)
     if route is None:
+        fix = "route 0.0.0.0/0 to a NAT gateway" + (" or add the VPC endpoint" if endpoint_fix else "")
         return Path(MISSING, f"no route to 0.0.0.0/0 in {table.id} and {why_not_endpoint}: the agent cannot reach "
-                    "it; route 0.0.0.0/0 to a NAT gateway or add the VPC endpoint")
+                    f"it; {fix}")
     if route.state != "active":
         return Path(DENIED, f"the route to 0.0.0.0/0 in {table.id} is {route.state}")
     if route.target.startswith("nat-"):
@@ -282,7 +305,7 @@ def _internet(subnet: Subnet, table: RouteTable, tables: Sequence[RouteTable], p
             return Path(ALLOWED, f"internet gateway {route.target} ({table.id}), with a public IP", "internet")
         return Path(DENIED, f"{table.id} routes 0.0.0.0/0 to internet gateway {route.target}, but assignPublicIp is "
                     "DISABLED: without a public IP the task cannot use it; enable it, or route through a NAT "
-                    "gateway, or add VPC endpoints")
+                    "gateway" + (", or add VPC endpoints" if endpoint_fix else ""))
     return Path(UNKNOWN, f"{table.id} routes 0.0.0.0/0 to {route.target}: verify does not follow transit gateways, "
                 "peering or appliances")
 
@@ -298,7 +321,9 @@ def _through_nat(nat_id: str, table: RouteTable, tables: Sequence[RouteTable], n
     if not nat.public:
         return Path(DENIED, f"NAT gateway {nat_id} ({table.id}) is private: it cannot reach AWS's public endpoints")
     home = net.subnets.get(nat.subnet)
-    outer = _route_table(home, tables) if isinstance(home, Subnet) else None
+    if not isinstance(home, Subnet):
+        return Path(UNKNOWN, f"cannot read subnet {nat.subnet} of NAT gateway {nat_id}, nor so its route onward")
+    outer = _route_table(home, tables)
     onward = _default_route(outer) if outer is not None else None
     if onward is None or not onward.target.startswith("igw-") or onward.state != "active":
         where = outer.id if outer is not None else f"the route table of {nat.subnet}"
@@ -318,6 +343,9 @@ def path(subnet: Subnet, call: Call, place: Placement, net: Network) -> Path:
     table = _route_table(subnet, tables or ())
     if table is None:
         return Path(UNKNOWN, f"{subnet.vpc} has no route table for {subnet.id}")
+    if call.service == REGISTRY:
+        return _internet(subnet, table, tables, place, net, f"{call.host} is outside AWS: no VPC endpoint reaches it",
+                         endpoint_fix=False)
     if call.region != net.region:
         why = f"VPC endpoints do not serve another Region ({call.region})"
         return _internet(subnet, table, tables, place, net, why)
@@ -481,6 +509,8 @@ def endpoint_policy(endpoint: Endpoint, call: Call, place: Placement, account: s
 
 
 def _label(call: Call, region: str) -> str:
+    if call.service == REGISTRY:
+        return f"registry {call.host}"
     return call.service if call.region == region else f"{call.service} ({call.region})"
 
 
