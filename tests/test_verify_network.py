@@ -245,6 +245,20 @@ def test_who_an_endpoint_policy_speaks_to_depends_on_the_endpoint_type() -> None
     assert verdict == n.UNKNOWN and "names no Principal" in reason
 
 
+@pytest.mark.parametrize("store", ["route_tables", "endpoints", "dns"])
+def test_what_cannot_be_read_is_unknown_never_a_path(store: str) -> None:
+    net = world((n.Route(n.INTERNET, "nat-1"),), endpoints=(interface(),))
+    getattr(net, store)["vpc-1"] = Unread("ec2:Describe failed with UnauthorizedOperation")
+    verdict, reason = decide(net)["route"]
+    assert verdict == n.UNKNOWN and "UnauthorizedOperation" in reason
+    assert n.exit_code([], n.decide(place(), [SSM], net, ACC, "aws")) == 3
+
+
+def test_a_subnet_that_does_not_exist_is_missing() -> None:
+    rows = n.decide(place(subnets=("subnet-gone",)), [SSM], world(), ACC, "aws")
+    assert [(r.subnet, r.check, r.verdict) for r in rows] == [("subnet-gone", "subnet", n.MISSING)]
+
+
 def test_an_unreadable_endpoint_policy_is_unknown_never_allowed() -> None:
     net = world(endpoints=(interface(policy=Unread("not JSON")),))
     assert decide(net)["endpoint policy"][0] == n.UNKNOWN
@@ -481,6 +495,29 @@ def test_moto_public_subnet_with_igw_but_no_public_ip_fails(cloud: Cloud) -> Non
     assert verdict == "denied" and "assignPublicIp is DISABLED" in reason
     code, report, _ = cloud.verify(cloud.build(igw=True, public_ip=True))
     assert code == 0 and all(v == "allowed" for v, _ in verdicts(report).values())
+
+
+def test_moto_a_subnet_or_group_that_is_gone_is_missing_and_the_rest_still_checked(cloud: Cloud) -> None:
+    """DescribeSubnets / DescribeSecurityGroups refuse a whole batch for one unknown id
+    (InvalidSubnetID.NotFound, InvalidGroup.NotFound: EC2 API reference, "Error codes"): read one by one."""
+    ref = cloud.build(nat=True)
+    service = cloud.ecs.describe_services(cluster="prod", services=[ref.split("/")[1]])["services"][0]
+    net = service["networkConfiguration"]["awsvpcConfiguration"]
+    vpc = cloud.ec2.describe_subnets(SubnetIds=net["subnets"])["Subnets"][0]["VpcId"]
+    cidr = cloud.ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["CidrBlock"].replace(".0.0/16", ".9.0/24")
+    extra = cloud.ec2.create_subnet(VpcId=vpc, CidrBlock=cidr)["Subnet"]["SubnetId"]
+    group = cloud.ec2.create_security_group(GroupName=f"gone-{extra}", Description="x", VpcId=vpc)["GroupId"]
+    cloud.ecs.create_service(cluster="prod", serviceName=ref.split("/")[1] + "-b", taskDefinition=cloud.task_definition,
+                             desiredCount=0, launchType="FARGATE", networkConfiguration={"awsvpcConfiguration": {
+                                 "subnets": net["subnets"] + [extra], "securityGroups": net["securityGroups"] + [group]}})
+    cloud.ec2.delete_subnet(SubnetId=extra)  # deleted after the service was created (it runs no task)
+    cloud.ec2.delete_security_group(GroupId=group)
+    code, report, _ = cloud.verify(ref + "-b")
+    assert code == 1
+    found = {(r["subnet"], r["endpoint"], r["check"]): r["verdict"] for r in report["network"]}
+    assert found[(extra, "-", "subnet")] == "missing"
+    assert found[(net["subnets"][0], "ssm", "route")] == "allowed"
+    assert found[(net["subnets"][0], "ssm", "egress 443")] == "allowed"  # the group that exists allows it
 
 
 def test_moto_private_subnet_through_a_nat_gateway_passes(cloud: Cloud) -> None:
