@@ -294,6 +294,9 @@ def test_another_regions_secret_needs_the_internet_path() -> None:
     (place(fargate=None), "capacity provider strategy"),
 ])
 def test_a_path_that_is_not_the_tasks_own_is_unknown(where: n.Placement, why: str) -> None:
+    """On EC2 the agent runs on the container instance in the host's network (amazon-ecs-agent: ecs-init
+    starts it with host networking) and fetches images and secrets from there; only Fargate, since platform
+    1.4.0, fetches through the task's ENI (ECS Developer Guide, "Migrating to Linux platform version 1.4.0")."""
     rows = n.decide(where, [SSM], world(), ACC, "aws")
     assert [(r.check, r.verdict) for r in rows] == [("network", n.UNKNOWN)] and why in rows[0].reason
 
