@@ -176,6 +176,8 @@ def test_dns_resolution_off_fails_every_path_of_the_subnet() -> None:
     (n.Rule("tcp", 80, 80, cidrs=(n.INTERNET,)), n.DENIED),
     (n.Rule("udp", 443, 443, cidrs=(n.INTERNET,)), n.DENIED),
     (n.Rule("tcp", 443, 443, cidrs=("10.0.0.0/8",)), n.DENIED),  # a NAT path goes to public addresses
+    (n.Rule("tcp", 443, 443, cidrs=("52.94.0.0/16",)), n.UNKNOWN),  # public, but which service is there?
+    (n.Rule("tcp", 443, 443, prefix_lists=("pl-63a5400a",)), n.UNKNOWN),
 ])
 def test_egress_through_nat_needs_443_to_the_internet(rule: n.Rule, verdict: str) -> None:
     net = world((n.Route(n.INTERNET, "nat-1"),), groups={"sg-task": n.Group("sg-task", egress=(rule,))})

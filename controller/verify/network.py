@@ -398,6 +398,17 @@ def _contains(outer: str, inner: str) -> bool | None:
     return None if a.overlaps(b) else False
 
 
+def _public(cidrs: Iterable[str]) -> list[str]:
+    out = []
+    for cidr in cidrs:
+        try:
+            if not ipaddress.ip_network(cidr, strict=False).is_private:
+                out.append(cidr)
+        except ValueError:
+            continue
+    return out
+
+
 def _groups(ids: Iterable[str], net: Network, whose: str) -> tuple[list[Group], list[str]]:
     """The readable groups, and the problems with the rest (unknown or missing)."""
     found, problems = [], []
@@ -418,7 +429,10 @@ def egress(route: Path, subnet: Subnet, place: Placement, net: Network) -> tuple
         return UNKNOWN, "the service names no security group (ECS then uses the VPC's default group, not read)"
     targets: list[str] = []
     if route.kind == "interface" and route.endpoint is not None:
-        targets = [s.cidr for s in (net.subnets.get(i) for i in route.endpoint.subnets) if isinstance(s, Subnet)]
+        found = [net.subnets.get(i) for i in route.endpoint.subnets]
+        targets = [s.cidr for s in found if isinstance(s, Subnet)]
+        if len(targets) < len(found):
+            problems.append(f"cannot read every subnet of endpoint {route.endpoint.id}")
     for group in groups:
         for rule in group.egress:
             if not rule.carries_https():
@@ -433,6 +447,10 @@ def egress(route: Path, subnet: Subnet, place: Placement, net: Network) -> tuple
                     return ALLOWED, f"{group.id} allows TCP 443 to {', '.join(rule.cidrs)}, the endpoint's subnets"
             if route.kind == "gateway" and route.prefix_list and route.prefix_list in rule.prefix_lists:
                 return ALLOWED, f"{group.id} allows TCP 443 to prefix list {route.prefix_list}"
+            if route.kind == "internet" and (rule.prefix_lists or _public(rule.cidrs)):
+                # an AWS-managed prefix list or a public range may cover the service's addresses, or not
+                problems.append(f"{group.id} allows TCP 443 only to {', '.join(rule.prefix_lists + rule.cidrs)}: "
+                                "verify cannot tell whether that covers the service's public addresses")
     if problems:
         return UNKNOWN, "; ".join(problems)
     where = {"interface": f"endpoint {route.endpoint.id if route.endpoint else ''} (its security group or a CIDR "
