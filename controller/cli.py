@@ -29,7 +29,8 @@ EXITS = {
     "reconcile": "0 converged (with --dry-run: planned); 1 any error, a usage error included;\n"
                  "  2 only with --dry-run --detailed-exitcode: changes pending",
     "run": "0 after SIGTERM or SIGINT (with --once: everything converged); 1 an error",
-    "verify": "0 every secret readable; 1 any denied or missing, or an error; 3 only unknowns",
+    "verify": "0 every secret readable (with --service, every network path open); 1 any denied or missing, or an "
+              "error; 3 only unknowns",
     "schema": "0; 1 a usage error",
     "controller-policy": "0; 1 an error",
     "init": "0 manifests written; 1 nothing found to adopt, or an error",
@@ -227,7 +228,11 @@ def _verify_parser(sub: Any) -> None:
     _common(ver, manifests=False)
     ver.add_argument("--family", metavar="NAME[:REV]", help="a registered task definition instead of manifests")
     ver.add_argument("--against", choices=("aws",), help="also cross-check with iam:SimulatePrincipalPolicy")
-    ver.set_defaults(_check=lambda a: None if a.filename or a.family else "verify needs -f PATH or --family NAME[:REV]")
+    ver.add_argument("--service", action="append", default=[], metavar="CLUSTER/NAME", help="an ECS service: the "
+                     "revision it runs now, and the network path from its subnets to the endpoints the agent calls; "
+                     "repeatable")
+    ver.set_defaults(_check=lambda a: None if a.filename or a.family or a.service else
+                     "verify needs -f PATH, --family NAME[:REV] or --service CLUSTER/NAME")
 
 
 def _controller_policy_parser(sub: Any) -> None:
@@ -237,6 +242,9 @@ def _controller_policy_parser(sub: Any) -> None:
     pol.add_argument("--lease-table", metavar="NAME", help="include the DynamoDB lease table of `run --lease-table`")
     pol.add_argument("--prune", action="store_true", help="include what --prune needs to list and delete")
     pol.add_argument("--account", metavar="ID", help="12-digit account id (default: sts:GetCallerIdentity)")
+    pol.add_argument("--verify-service", action="append", default=[], metavar="CLUSTER/NAME", help="include what "
+                     "`verify --service` reads of that service and its VPC (ecs:DescribeServices, EC2 Describe*); "
+                     "repeatable")
     _cluster(pol)
 
 
@@ -615,7 +623,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     aws = _aws(args)
     desired = _load(args, aws) if args.filename else None
     return verify.command(aws, desired=desired, family=args.family, output=args.output,
-                          against_aws=args.against == "aws", out=sys.stdout)
+                          against_aws=args.against == "aws", out=sys.stdout, services=args.service)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -662,13 +670,22 @@ def cmd_controller_policy(args: argparse.Namespace) -> int:
     desired = _desired(args, region)
     partition, account = _identity(args, region)
     target = permissions.Target(account=account, region=region, partition=partition, owner=args.owner,
-                                lease_table=args.lease_table, prune=args.prune, clusters=tuple(args.cluster))
+                                lease_table=args.lease_table, prune=args.prune, clusters=tuple(args.cluster),
+                                verify_services=tuple(_service_refs(args.verify_service)))
     document = permissions.policy_for(desired, target)
     print(json.dumps(document, indent=2))
     if policy.size(document) > permissions.MAX_MANAGED_POLICY_CHARS:
         print(f"note: {policy.size(document)} characters: over the {permissions.MAX_MANAGED_POLICY_CHARS} of a "
               "managed policy; attach it as an inline policy (10,240) or split the manifests", file=sys.stderr)
     return EXIT_OK
+
+
+def _service_refs(refs: list[str]) -> list[str]:
+    for ref in refs:
+        cluster, _, name = ref.partition("/")
+        if not cluster or not name or "/" in name:
+            raise ControllerError(f"--verify-service {ref!r}: write CLUSTER/SERVICE")
+    return refs
 
 
 def _identity(args: argparse.Namespace, region: str) -> tuple[str, str]:

@@ -42,6 +42,7 @@ class Target:
     lease_table: str | None = None
     prune: bool = False
     clusters: tuple[str, ...] = ()   # --cluster: where services may use our revisions; (): every cluster
+    verify_services: tuple[str, ...] = ()   # --verify-service CLUSTER/NAME: what `verify --service` reads of them
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,13 @@ STEPS: tuple[Step, ...] = (
           "iam:DeleteRole"), "DeleteOnlyOwnedRolesTaggedDelete", "all_roles", ("owned_and_deletable",), only="prune"),
     Step("writers.delete_parameter", ("ssm:DeleteParameter",), "DeleteOnlyOwnedParametersTaggedDelete",
          "all_parameters", ("owned_and_deletable",), only="prune"),
+    Step("verify.observe_network.service: the service and the revision it runs now", ("ecs:DescribeServices",),
+         "VerifyReadsTheNamedServices", "verify_services", only="verify_network"),
+    Step("verify.observe_network.Reader: the subnets, route tables, NAT gateways, VPC endpoints (with their policies), "
+         "security groups and DNS attributes of the services' VPCs",
+         ("ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeNatGateways", "ec2:DescribeVpcEndpoints",
+          "ec2:DescribeSecurityGroups", "ec2:DescribeVpcAttribute"),
+         "VerifyNetworkEc2DescribeSupportsOnlyAllResources", "*", only="verify_network"),
     Step("lease: the leader-election item and its table (created on demand)",
          ("dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:GetItem", "dynamodb:PutItem",
           "dynamodb:UpdateItem"), "LeaderElectionLease", "lease_table", only="lease"),
@@ -308,7 +316,15 @@ RESOURCES: dict[str, Callable[[Scope], list[Grant]]] = {
     "all_parameters": lambda s: _grant(_arn(s, "ssm", "parameter/*", r)
                                        for r in {s.target.region} | {p.region for p in s.params}),
     "lease_table": lambda s: _grant([_arn(s, "dynamodb", f"table/{s.target.lease_table}")]),
+    "verify_services": lambda s: _grant(a for ref in s.target.verify_services for a in _service_arns(s, ref)),
 }
+
+
+def _service_arns(s: Scope, ref: str) -> list[str]:
+    """CLUSTER/NAME as IAM sees it: ``service/CLUSTER/NAME``, or ``service/NAME`` for a service created before
+    the long ARN format (ECS Developer Guide, "Amazon Resource Names (ARNs) and IDs")."""
+    cluster, _, name = ref.partition("/")
+    return [_arn(s, "ecs", f"service/{cluster}/{name}"), _arn(s, "ecs", f"service/{name}")]
 
 
 def _via_ssm(s: Scope, g: Grant) -> dict:
@@ -354,7 +370,8 @@ def wanted(step: Step, s: Scope) -> bool:
     t = s.target
     revisions = t.prune   # a deregistration may be on the table: only --prune deletes, keepRevisions too
     return {None: True, "prune": t.prune, "lease": bool(t.lease_table), "revisions": revisions,
-            "all_clusters": revisions and not t.clusters, "many_roles": s.many_roles}[step.only]
+            "all_clusters": revisions and not t.clusters, "many_roles": s.many_roles,
+            "verify_network": bool(t.verify_services)}[step.only]
 
 
 def merge_conditions(*blocks: dict | None) -> dict | None:

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from controller.verify.facts import VERDICTS, Need, Row, summary
 from controller.verify.iam_eval import Decision
+from controller.verify.network import NetRow, net_summary
 
 
 # What decides a real request but is not read or evaluated here: each may still deny what verify allows.
@@ -18,8 +19,21 @@ NOT_EVALUATED = (
 )
 
 
-def render_json(rows: Sequence[Row]) -> str:
-    report = {"rows": [r.as_dict() for r in rows], "summary": summary(rows), "not_evaluated": list(NOT_EVALUATED)}
+# What decides the network path of ``verify --service`` but is not read.
+NETWORK_NOT_EVALUATED = (
+    "network ACLs",
+    "security groups referenced by the groups' rules",
+    "IPv6 paths",
+    "DNS servers other than Amazon's",
+    "firewalls and appliances",
+)
+
+
+def render_json(rows: Sequence[Row], net: Sequence[NetRow] | None = None) -> str:
+    report: dict = {"rows": [r.as_dict() for r in rows], "summary": summary(rows), "not_evaluated": list(NOT_EVALUATED)}
+    if net is not None:
+        report["network"] = [r.as_dict() for r in net]
+        report["network_summary"] = net_summary(net)
     return json.dumps(report, indent=2) + "\n"
 
 
@@ -44,6 +58,20 @@ def render_text(rows: Sequence[Row], against_aws: bool = False) -> str:
     total = ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
     caveat = "Not evaluated (any of them may still deny): " + ", ".join(NOT_EVALUATED) + "."
     return "\n".join(lines) + f"\n\n{caveat}\nVerified {len(rows)} secret{'s' if len(rows) != 1 else ''}: {total}.\n"
+
+
+_NET_COLUMNS = ("SERVICE", "SUBNET", "ENDPOINT", "CHECK", "VERDICT", "REASON")
+
+
+def render_network(net: Sequence[NetRow]) -> str:
+    """``verify --service``: an aligned table, one row per subnet, endpoint and check, and its summary."""
+    table = [list(_NET_COLUMNS)] + [[r.service, r.subnet, r.endpoint, r.check, r.verdict, r.reason] for r in net]
+    widths = [max(len(line[i]) for line in table) for i in range(len(_NET_COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
+    counts = net_summary(net)
+    total = ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
+    caveat = "Network path, not evaluated: " + ", ".join(NETWORK_NOT_EVALUATED) + "."
+    return "\n".join(lines) + f"\n\n{caveat}\nChecked {len(net)} network path{'s' if len(net) != 1 else ''}: {total}.\n"
 
 
 _SIMULATOR_NAMES = {Decision.ALLOW: "allowed", Decision.EXPLICIT_DENY: "explicitDeny",
