@@ -283,3 +283,23 @@ def test_a_rolled_back_ci_revision_is_not_taken_and_many_deploys_keep_the_family
     assert code == 0, out
     new = latest(aws_env)
     assert new["revision"] == 14 and new["containerDefinitions"][0]["image"] == "web:ci-10"
+
+
+def test_keep_revisions_never_deregisters_the_ci_revision(aws_env, tmp_path) -> None:
+    """keepRevisions deregisters owned revisions only; the CI's, on top of ours, carries no tag of ours."""
+    from controller.aws.observe_ecs import read_task_definitions
+    from controller.aws.session import Aws
+
+    ecs = client("ecs", aws_env)
+    fields = body()
+    ecs.register_task_definition(**fields, tags=[{"key": OWNER_TAG, "value": "ecs-secrets"}])
+    ecs.register_task_definition(**body("ci:7"))
+    text = TASK.replace("  family: web\n", "  family: web\n  keepRevisions: 1\n").replace("value: a", "value: b")
+    f = tmp_path / "td.yaml"
+    f.write_text(text % '"containerDefinitions[web].image"')
+    desired = desire(loader.load(f))
+    current = read_task_definitions(Aws(region="us-east-1", endpoint_url=aws_env), desired)["web"]
+    assert (current.revision, current.owned, current.owned_revisions) == (2, True, {1})
+    change = task_definition_change(desired.resolve(CTX).task_definitions[0], current, CTX, prune=True)
+    assert change is not None and change.op.register and change.op.deregister == (1,)
+    assert change.op.body["containerDefinitions"][0]["image"] == "ci:7"

@@ -82,7 +82,7 @@ def _revisions(ecs: Any, td: ActualTaskDefinition, keep: int, owner: str, in_use
     """Ownership is read only for the revisions that keepRevisions could deregister; a revision that
     an ECS service uses is never one of them (``owned_revisions`` leaves it out)."""
     td.active = td.active or active_revisions(ecs, td.family)
-    if td.owned:
+    if td.tags.get(OWNER_TAG) == owner:   # not ``td.owned``: that says the family is ours, maybe by an earlier one
         td.owned_revisions.add(td.revision)
     for rev in td.active[max(keep - 1, 0):]:
         if rev == td.revision:
