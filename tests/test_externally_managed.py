@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import jsonschema
 import pytest
+import yaml
 
 from controller.cli import main
 from controller.core.desired import OWNER_TAG, Context, desire
@@ -174,8 +176,14 @@ def test_a_bad_path_is_refused_with_file_line_and_field(tmp_path, path, line, ne
 
 
 def test_the_schema_has_it() -> None:
-    prop = schema()["$defs"]["TaskDefinitionSpec"]["properties"]["externallyManaged"]
-    assert prop["type"] == "array" and prop["items"]["type"] == "string" and "latest ACTIVE" in prop["description"]
+    full = schema()
+    prop = full["$defs"]["TaskDefinitionSpec"]["properties"]["externallyManaged"]
+    assert prop["type"] == "array" and "latest ACTIVE" in prop["description"]
+    validator = jsonschema.Draft202012Validator(full)
+    doc = yaml.safe_load(TASK % '"containerDefinitions[*].image", memory')
+    assert not [e.message for e in validator.iter_errors(doc)]
+    doc["spec"]["externallyManaged"] = ["containerDefinitions[web]"]   # an editor marks what validate refuses
+    assert list(validator.iter_errors(doc))
 
 
 # --- through the command line, against moto's server --------------------------------------------
