@@ -261,10 +261,14 @@ def test_a_ci_image_survives_the_daemon_and_a_secret_change(aws_env, folder, can
     web = folder / "web.yaml"
     web.write_text(web.read_text().replace("valueFrom: /test/database_password\n",
                                            "valueFrom: /test/database_password_v2\n"))
-    code, out = cli(capsys, "reconcile", "-f", str(folder))
+    plan = folder.parent / "plan.json"                   # a saved plan, reviewed, then applied exactly
+    code, out = cli(capsys, "reconcile", "-f", str(folder), "--dry-run", "--out", str(plan))
+    said += [out, plan.read_text()]
+    assert code == 0 and "registers web:3, with the externally managed fields of web:2" in out, out
+    assert "sha-ab12" not in out and MANIFEST_IMAGE not in out      # the image is no change of the plan
+    code, out = cli(capsys, "reconcile", "-f", str(folder), "--plan", str(plan))
     said.append(out)
     assert code == 0, out
-    assert "registers web:3, with the externally managed fields of web:2" in out
     new = latest(aws_env)
     assert new["revision"] == 3
     assert new["containerDefinitions"][0]["image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:sha-ab12"
