@@ -282,6 +282,7 @@ def test_a_ci_image_survives_the_daemon_and_a_secret_change(aws_env, folder, can
     assert not any(c in text for c in canaries for text in said)
 
 
+@pytest.mark.slow  # CI time: 12 deploys and two reconciles; covered again by `-m slow` (README, Testing)
 def test_a_rolled_back_ci_revision_is_not_taken_and_many_deploys_keep_the_family_ours(aws_env, folder, capsys) -> None:
     assert cli(capsys, "reconcile", "-f", str(folder))[0] == 0
     for n in range(12):                                   # more deploys than the look-back without the field
