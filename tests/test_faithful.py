@@ -142,6 +142,27 @@ def test_what_ecs_refuses_at_registration(ecs, fields, message) -> None:
     assert ecs.list_task_definitions()["taskDefinitionArns"] == []
 
 
+def test_a_family_names_its_latest_active_revision(ecs) -> None:
+    # DescribeTaskDefinition API reference (and botocore's ECS model), taskDefinition: "The family for the
+    # latest ACTIVE revision"; CreateService/UpdateService: "If a revision isn't specified, the latest
+    # ACTIVE revision is used". moto answered with the newest revision even when it was INACTIVE.
+    for image in ("nginx:1", "nginx:2", "nginx:3"):
+        register(ecs, containerDefinitions=[{"name": "web", "image": image, "memory": 256}])
+    ecs.deregister_task_definition(taskDefinition="web:3")
+    latest = ecs.describe_task_definition(taskDefinition="web")["taskDefinition"]
+    assert (latest["revision"], latest["status"], latest["containerDefinitions"][0]["image"]) == (2, "ACTIVE", "nginx:2")
+    assert ecs.describe_task_definition(taskDefinition="web:3")["taskDefinition"]["status"] == "INACTIVE"
+    ecs.create_cluster(clusterName="c")
+    service = ecs.create_service(cluster="c", serviceName="svc", taskDefinition="web", desiredCount=1)["service"]
+    assert service["taskDefinition"].endswith("task-definition/web:2")
+    # A family with no ACTIVE revision left has nothing to describe: the answer for an unknown family.
+    for revision in (1, 2):
+        ecs.deregister_task_definition(taskDefinition=f"web:{revision}")
+    with pytest.raises(ClientError) as exc:
+        ecs.describe_task_definition(taskDefinition="web")
+    assert exc.value.response["Error"]["Message"] == "Unable to describe task definition."
+
+
 def states(ecs: Any) -> list[tuple[str, str, int]]:
     service = ecs.describe_services(cluster="c", services=["svc"])["services"][0]
     return [(d["status"], d["rolloutState"], d["runningCount"]) for d in service["deployments"]]

@@ -13,6 +13,8 @@ from controller.core.desired import OWNER_TAG, Desired, DesiredTaskDefinition
 from controller.core.state import ActualTaskDefinition
 
 READ_WORKERS = 4  # reads in flight per kind; the rate limiter, not this, keeps us under AWS's quota
+LOOK_BACK = 10           # revisions read for our owner tag under an out-of-band latest one
+LOOK_BACK_EXTERNAL = 100  # with externallyManaged, a CI pipeline registers a revision per deploy, we one per change
 
 
 def read_task_definitions(aws: Aws, desired: Desired, in_use: InUse | None = None,
@@ -33,7 +35,7 @@ def _read_family(ecs: Any, want: DesiredTaskDefinition, owner: str, in_use: InUs
     if td is None:
         return None
     if not td.owned:
-        td.owned = _owned_earlier(ecs, td, owner)
+        td.owned = _owned_earlier(ecs, td, owner, LOOK_BACK_EXTERNAL if want.external else LOOK_BACK)
     if want.keep_revisions and revisions:
         _revisions(ecs, td, want.keep_revisions, owner, in_use)
     return td
@@ -51,7 +53,7 @@ def latest(ecs: Any, family_or_arn: str, owner: str) -> ActualTaskDefinition | N
                                 body=body, tags=tags, owned=tags.get(OWNER_TAG) == owner)
 
 
-def _owned_earlier(ecs: Any, td: ActualTaskDefinition, owner: str, look_back: int = 10) -> bool:
+def _owned_earlier(ecs: Any, td: ActualTaskDefinition, owner: str, look_back: int = LOOK_BACK) -> bool:
     """An out-of-band revision on top of ours does not make the family someone else's.
 
     Read only when the latest revision lacks our tag, and at most ``look_back`` revisions deep.
@@ -80,7 +82,7 @@ def _revisions(ecs: Any, td: ActualTaskDefinition, keep: int, owner: str, in_use
     """Ownership is read only for the revisions that keepRevisions could deregister; a revision that
     an ECS service uses is never one of them (``owned_revisions`` leaves it out)."""
     td.active = td.active or active_revisions(ecs, td.family)
-    if td.owned:
+    if td.tags.get(OWNER_TAG) == owner:   # not ``td.owned``: that says the family is ours, maybe by an earlier one
         td.owned_revisions.add(td.revision)
     for rev in td.active[max(keep - 1, 0):]:
         if rev == td.revision:

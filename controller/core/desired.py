@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import Any, Mapping
 
 from controller.manifests.documents import Manifest, Obj
+from controller.manifests.external import FieldPath, paths as field_paths
 from controller.manifests.models import DEFAULT_KMS_KEY, ValueSource, ecs_input
 from controller.vocab import arns, policy
 from controller.vocab.arns import Reference, parse_value_from
@@ -119,6 +120,7 @@ class DesiredTaskDefinition:
     keep_revisions: int | None
     files: tuple[TaskRead, ...] = ()            # S3 files and log groups it reads or creates at task start
     body: Mapping[str, Any] | None = None       # after resolve: ``fields`` with the executionRoleArn
+    external: tuple[FieldPath, ...] = ()        # spec.externallyManaged: taken from the latest revision
 
     @property
     def ref(self) -> str:
@@ -274,7 +276,8 @@ def _task_definition(td: Obj, manifest: Manifest, owner: str) -> DesiredTaskDefi
     needed += [declared[(r.region or manifest.region, r.name)].ref for r in refs
                if (r.region or manifest.region, r.name) in declared]
     return DesiredTaskDefinition(td, td.spec.family, fields, tags_of(td, owner), refs, td.spec.executionRole,
-                                 role.ref if role else None, tuple(needed), td.spec.keepRevisions, files(fields))
+                                 role.ref if role else None, tuple(needed), td.spec.keepRevisions, files(fields),
+                                 external=field_paths(td.spec.externallyManaged))
 
 
 def _reads(parameters: Mapping[tuple[str, str], DesiredParameter], tds: Any, region: str) -> dict[str, RegionReads]:

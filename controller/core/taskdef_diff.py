@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from controller.core import ops
-from controller.core.desired import Context, DesiredTaskDefinition
+from controller.core.desired import OWNER_TAG, Context, DesiredTaskDefinition
+from controller.core.external import merged
 from controller.core.plan import Change, FieldChange, diff_values
 from controller.core.state import ActualTaskDefinition
 from controller.core.taskdef import normalize
@@ -63,9 +64,10 @@ def task_definition_change(td: DesiredTaskDefinition, current: ActualTaskDefinit
         op = ops.PutTaskDefinition(family=family, body=body, tags=tags)
         fields = diff_values({}, in_manifest_order(comparable(body, ctx), body))
         return Change("TaskDefinition", name, "create", tuple(fields), op, note=f"registers {family}'s first active revision")
+    body = merged(body, current.body, td.external)
     fields = diff_values(comparable(current.body, ctx), in_manifest_order(comparable(body, ctx), body))
     register = bool(fields)
-    add_tags = {k: v for k, v in tags.items() if current.tags.get(k) != v}
+    add_tags = {} if _theirs(td, current) else {k: v for k, v in tags.items() if current.tags.get(k) != v}
     if not register and add_tags:
         fields += [FieldChange(f"tags.{k}", current.tags.get(k), v) for k, v in sorted(add_tags.items())]
     deregister = _old_revisions(current, keep, register)
@@ -75,7 +77,15 @@ def task_definition_change(td: DesiredTaskDefinition, current: ActualTaskDefinit
     op = ops.PutTaskDefinition(family=family, body=body, tags=tags, register=register,
                                tag_arn=None if register or not add_tags else current.arn, deregister=deregister)
     note = f"registers {family}:{current.revision + 1}" if register else ""
+    if register and td.external:
+        note += f", with the externally managed fields of {family}:{current.revision}"
     return Change("TaskDefinition", name, "update", tuple(fields), op, note=note)
+
+
+def _theirs(td: DesiredTaskDefinition, current: ActualTaskDefinition) -> bool:
+    """The latest revision is another writer's, on top of ours (a CI deploy): with fields left to that
+    writer, it is expected, not drift, and we do not tag it; our tags go on each revision we register."""
+    return bool(td.external) and current.owned and current.tags.get(OWNER_TAG) != td.tags.get(OWNER_TAG)
 
 
 def in_manifest_order(normalized: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from typing import Iterator
 
-from controller.manifests import ecsmodel, limits, rules
+from controller.manifests import ecsmodel, external, limits, rules
 from controller.manifests.documents import Manifest, Obj
 from controller.vocab.arns import BadReference, parse_arn, parse_value_from, partition_of
 from controller.vocab.problems import Problem
@@ -126,6 +126,8 @@ def _task_definition(obj: Obj) -> Iterator[Problem]:
         yield obj.problem(("spec",) + first.path, f"ECS reads {first.label} with the task execution role; add "
                           "spec.executionRole (an ExecutionRole's metadata.name)")
     yield from _value_froms(obj)
+    for i, msg in external.problems(spec.externallyManaged, fields):
+        yield obj.problem(("spec", "externallyManaged", i), msg)
     for path, msg in refusals(fields):
         yield obj.problem(("spec",) + path, msg)
 

@@ -18,6 +18,7 @@ DEFAULT_MANAGED_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExec
 DEFAULT_INLINE_POLICY = "ecs-secrets"
 
 DeletionPolicy = Literal["Retain", "Delete"]
+_FIELD_PATH = r"^(containerDefinitions\[[^\]]+\]\.)?[A-Za-z]+$"
 _DELETION = "what --prune does once the object left the manifests: Retain (the default) keeps it, Delete deletes it"
 
 
@@ -91,6 +92,12 @@ class TaskDefinitionSpec(BaseModel):
     keepRevisions: int | None = Field(None, ge=1, strict=True,   # strict: `true` is not 1, nor "3" or 2.0
                                       description="deregister owned revisions older than the newest N")
     deletionPolicy: DeletionPolicy = Field("Retain", description=_DELETION)
+    externallyManaged: list[str] = Field(
+        default_factory=list, json_schema_extra={"items": {"type": "string", "pattern": _FIELD_PATH}},
+        description="fields another writer owns, e.g. the image a CI pipeline deploys: "
+        "containerDefinitions[NAME].FIELD (NAME a container's name, or * for all) or a field of the task. Taken "
+        "from the family's latest ACTIVE revision (the manifest's value only for the first one), never a diff, "
+        "kept in every revision ecs-secrets registers")
 
     def ecs_fields(self) -> dict[str, Any]:
         return {"family": self.family, **(self.model_extra or {})}

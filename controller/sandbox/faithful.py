@@ -36,6 +36,11 @@ RegisterTaskDefinition / DescribeTaskDefinition
   page's table ("256 (.25 vCPU)") and was confirmed against ECS by cfn-lint's maintainers
   (aws-cloudformation/cfn-lint#3514). Anything else: ClientException "Invalid 'cpu' setting for task."
   (ECS Developer Guide, "Troubleshoot Amazon ECS task definition invalid CPU or memory errors").
+- A family without a revision (``web``, not ``web:3`` or an ARN) names its latest ACTIVE revision, and a
+  family with none is "Unable to describe task definition." (DescribeTaskDefinition API reference,
+  taskDefinition: "The family for the latest ACTIVE revision"; botocore's ECS model documents the same;
+  CreateService/UpdateService/RunTask: "If a revision isn't specified, the latest ACTIVE revision is
+  used"). moto answers with the newest revision, INACTIVE or not.
 
 What ECS refuses at registration (ClientException, ECS's own words as public reports quote them)
 - an empty or missing ``image``: "Container.image should not be null or empty." (convox/praxis#121);
@@ -69,7 +74,7 @@ from typing import Any
 from moto.core.utils import utcnow
 from moto.ecs import models as ecs_models
 from moto.ecs import responses as ecs_responses
-from moto.ecs.exceptions import EcsClientException
+from moto.ecs.exceptions import EcsClientException, TaskDefinitionNotFoundException
 from moto.utilities.utils import get_partition
 
 FAIL_IMAGE_MARKER = "faithful-cannot-start"
@@ -103,6 +108,7 @@ def install() -> None:
             return
         _settings.update(_defaults())
         _patch_register()
+        _patch_latest_active()
         _patch_services()
         _installed = True
 
@@ -219,6 +225,23 @@ def _patch_register() -> None:
     register_backend.__wrapped__ = original_backend  # type: ignore[attr-defined]
     backend_cls.register_task_definition = register_backend
     response_cls.register_task_definition = register_response
+
+
+def _patch_latest_active() -> None:
+    backend_cls = ecs_models.EC2ContainerServiceBackend
+    original = backend_cls.describe_task_definition
+
+    def describe_task_definition(self: Any, task_definition_str: str) -> Any:
+        family = str(task_definition_str).split("/")[-1]
+        if ":" in family:   # family:revision, or an ARN with its revision: exactly that one
+            return original(self, task_definition_str)
+        active = [rev for rev, td in (self.task_definitions.get(family) or {}).items() if td.status == "ACTIVE"]
+        if not active:
+            raise TaskDefinitionNotFoundException()
+        return original(self, f"{family}:{max(active)}")
+
+    describe_task_definition.__wrapped__ = original  # type: ignore[attr-defined]
+    backend_cls.describe_task_definition = describe_task_definition
 
 
 # --- services and their deployments -------------------------------------------------------------
