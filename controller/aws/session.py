@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from controller.aws import decrypting, paging, ratelimit, replies
 from controller.aws import guard as guard_
+from controller.aws.known import KnownValues
 
 THROTTLING = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
                         "TooManyRequestsException", "RequestThrottled", "RequestThrottledException"})
@@ -51,6 +52,7 @@ class Aws:
         self._clients: dict[tuple[str, ...], Any] = {}
         self._lock = threading.Lock()
         self.guard: guard_.Guard | None = None
+        self.known: KnownValues | None = None   # the daemon's: versions it need not decrypt again (``known``)
         self.limiter = ratelimit.RateLimiter(ratelimit.parse(
             os.environ.get(ratelimit.ENV) if rate_limits is None else rate_limits))
 

@@ -24,6 +24,7 @@ from collections import Counter
 from typing import Any, Callable
 
 from controller import reconcile
+from controller.aws.known import KnownValues
 from controller.aws.session import Aws, error_code
 from controller.core.desired import DEFAULT_OWNER, Desired
 from controller.daemon import backoff as backoff_
@@ -65,6 +66,8 @@ class Daemon:
                  seed: Seed | None = None) -> None:
         self.aws, self.path, self.settings, self.interval = aws, path, settings, interval
         self.metrics, self.lease, self.owner, self.seed = metrics, lease, owner, seed
+        if aws.known is None:   # across passes, in memory only: a no-op pass decrypts no unchanged version
+            aws.known = KnownValues()
         self.backoff, self.table, self.watcher = Backoff(), Table(), Watcher(path)
         self.desired: Desired | None = None
         self.manifest_error: str | None = None
