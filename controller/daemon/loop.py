@@ -29,6 +29,7 @@ from controller.aws.session import Aws, error_code
 from controller.core.desired import DEFAULT_OWNER, Desired
 from controller.daemon import backoff as backoff_
 from controller.daemon.backoff import Backoff
+from controller.daemon.budget import BudgetCollector
 from controller.daemon.httpserver import Endpoints, Server
 from controller.daemon.lease import Lease, lease_aws, lease_name
 from controller.daemon.metrics import Metrics
@@ -78,6 +79,7 @@ class Daemon:
         self.failed_passes = self.applied = 0
         self.last: dict[str, Any] = {}
         metrics.watch(aws)
+        metrics.registry.register(BudgetCollector(aws))
         metrics.is_leader.set_function(lambda: float(self.leading()))
 
     # --- the loop ---------------------------------------------------------------------------
