@@ -10,6 +10,7 @@ Systems Manager User Guide), which ``LastModifiedDate`` (DescribeParameters) tel
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import sys
 import time
@@ -21,9 +22,12 @@ import boto3
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")  # as awsserver.start_moto: attachable, as in AWS
 
 from awsserver import TEST_ENV, UNSET_ENV  # noqa: E402
+from bench import model  # noqa: E402
 from bench.countingserver import CountingServer  # noqa: E402
+from bench.workload import Workload  # noqa: E402
 from controller import reconcile  # noqa: E402
 from controller.aws import ratelimit  # noqa: E402
 from controller.aws.known import KnownValues  # noqa: E402
@@ -207,6 +211,20 @@ def test_the_one_shot_reconcile_compares_every_value_fresh(env, world):
     for _ in range(2):
         assert reconcile.make(aws, desired, settings).plan.changes == ()
     assert gets(env) == 2 and aws.known is None
+
+
+@pytest.mark.slow   # a cold create of the workload first
+def test_a_daemon_no_op_of_the_benchmark_workload_is_within_the_model(env, tmp_path):
+    """N = 40: 40 parameters from files, 4 roles (enough for the account-wide role listing), 4 task definitions."""
+    work = Workload(40, tmp_path).write()
+    d = Daemon(Aws(region="us-east-1"), str(work.manifests), reconcile.Settings(isolate=True), 60, Metrics())
+    d.load()
+    assert d.tick() == "success"
+    env.reset_counts()
+    assert d.tick() == "success"
+    measured, modelled = env.counts(), model.daemon_noop(40, model.MOTO)
+    assert {k: v for k, v in measured.items() if v > modelled.get(k, 0)} == {}
+    assert gets(env) == 0
 
 
 # --- the memory itself -------------------------------------------------------------------------------
