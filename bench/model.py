@@ -19,6 +19,10 @@ N names is proven by name-filtered DescribeParameters (50 names a call) rather t
 
 Update (one new value, one new image): the no-op reads, then 1 PutParameter and 1 RegisterTaskDefinition.
 
+Daemon no-op (``run``, a pass after one that read or wrote every value): the no-op's reads without a
+single GetParameters. The daemon remembers the version it read or wrote (``controller/aws/known.py``), and
+DescribeParameters, which it reads anyway, says the version has not moved.
+
 ``Pages`` says how a server pages: AWS gives DescribeParameters 50 a page (MaxResults) and
 GetAccountAuthorizationDetails up to 1,000 (MaxItems). moto pages DescribeParameters by 10 whatever
 MaxResults says, and ends every listing of k >= 0 items with a page of k mod 10 (so floor(k/10) + 1
@@ -72,6 +76,12 @@ def noop(n: int, pages: Pages = AWS, account_roles: int | None = None) -> Calls:
     calls = Calls({("sts", "GetCallerIdentity"): 1, ("ssm", "GetParameters"): math.ceil(n / GET_PARAMETERS_BATCH),
                    ("ssm", "DescribeParameters"): pages.describe(n), ("ecs", "DescribeTaskDefinition"): r})
     return calls + iam_reads(r, pages, account_roles)
+
+
+def daemon_noop(n: int, pages: Pages = AWS, account_roles: int | None = None) -> Calls:
+    calls = noop(n, pages, account_roles)
+    del calls[("ssm", "GetParameters")]
+    return calls
 
 
 def cold(n: int, pages: Pages = AWS, account_roles: int | None = None) -> Calls:

@@ -159,6 +159,16 @@ def _port(text: str) -> int:
     return value
 
 
+def _percent(text: str) -> float:
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
+    if not 0 < value <= 100:   # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{text}: give a percentage above 0 and at most 100")
+    return value
+
+
 def _epilog(command: str) -> str:
     return f"exit status: {EXITS[command]}"
 
@@ -273,6 +283,9 @@ def _run_parser(sub: Any) -> None:
     _cluster(run)
     positive = _seconds(positive=True)
     run.add_argument("--interval", type=positive, default=60.0, metavar="SECONDS", help="between reconciles (±10%%)")
+    run.add_argument("--api-budget", type=_percent, default=25.0, metavar="PERCENT", help="the share of each AWS "
+                     "quota the daemon shares with the account that it may use (default 25; a bucket given with "
+                     "--rate-limit is taken as given)")
     run.add_argument("--metrics-port", type=_port, default=9100, metavar="PORT",
                      help="/metrics, /healthz, /readyz, /status (default 9100; 0: any free port)")
     run.add_argument("--metrics-address", default="0.0.0.0", metavar="ADDRESS",
@@ -458,7 +471,7 @@ def _aws(args: argparse.Namespace) -> Any:
     flags = getattr(args, "rate_limit", None)  # after ECS_SECRETS_RATE_LIMITS, so that the flags win
     limits = ",".join([os.environ.get("ECS_SECRETS_RATE_LIMITS", ""), *flags]) if flags else None
     aws = Aws(region=args.region, profile=None if args.sandbox else args.profile, endpoint_url=args.endpoint_url,
-              rate_limits=limits)
+              rate_limits=limits, api_budget=getattr(args, "api_budget", None))
     if args.sandbox:
         args._sandbox.attach(aws)   # its writes are what the next command restores
     return aws

@@ -68,7 +68,7 @@ def make(aws: Aws, desired: Desired, settings: Settings) -> Result:
     if settings.skip_values:
         desired = desired.without_values()
     values, problems = resolve_values(desired, settings)
-    actual = observe(aws, desired, prune=settings.prune, clusters=settings.clusters)
+    actual = observe(aws, desired, prune=settings.prune, clusters=settings.clusters, values=values)
     resolved = desired.resolve(actual.ctx)
     prune_changes = plan_prune(resolved, actual) if settings.prune else []
     plan = make_plan(resolved, actual, values, prune_changes)

@@ -139,3 +139,11 @@ def test_terraform_hcl_covers_the_workload(tmp_path: Path) -> None:
         assert re.search(rf"count\s+= {count}\n", block), resource
     assert "skip_credentials_validation = true" in hcl and 'version = "= 5.100.0"' in hcl
     assert all(v.read_text() not in hcl for v in w.values.iterdir())  # values stay in their files
+
+
+@pytest.mark.parametrize("n", [5, 1000, 10000])
+def test_a_daemon_no_op_is_the_no_op_without_a_decrypting_read(n: int) -> None:
+    """The daemon knows each version it read or wrote (tests/test_version_memory.py counts it)."""
+    daemon, once = model.daemon_noop(n), model.noop(n)
+    assert ("ssm", "GetParameters") not in daemon
+    assert model.total(once) - model.total(daemon) == -(-n // 10)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Mapping
 
 from botocore.exceptions import ClientError
 
@@ -21,18 +22,25 @@ from controller.aws.observe_ssm import read_parameters
 from controller.aws.session import Aws, error_code
 from controller.core.desired import Context, Desired, is_aws_managed_key
 from controller.core.state import Actual
+from controller.vocab.sensitive import Sensitive
 from controller.vocab.taskreads import s3_object
 
 WORKERS = 8
 
 
-def observe(aws: Aws, desired: Desired, prune: bool = False, clusters: tuple[str, ...] = ()) -> Actual:
-    """``clusters``: where ECS services may use our revisions (``inuse``); empty: every cluster."""
+def observe(aws: Aws, desired: Desired, prune: bool = False, clusters: tuple[str, ...] = (),
+            values: Mapping[str, Sensitive] | None = None) -> Actual:
+    """``clusters``: where ECS services may use our revisions (``inuse``); empty: every cluster.
+    ``values``: metadata.name → the value to write, so that ``aws.known`` (the daemon's) can spare the
+    decrypting read of a parameter whose version it knows holds it."""
     wants, owner = desired.reads, desired.owner
     in_use = InUse(aws, clusters)
+    known = getattr(aws, "known", None)
+    if known is not None:   # a parameter that left the manifests is forgotten
+        known.keep_only((r, name) for r, n in wants.items() for name, p in n.declared.items() if p.compares_value)
     with ThreadPoolExecutor(WORKERS) as pool:
         account = pool.submit(_account, aws)
-        params = {r: pool.submit(read_parameters, aws, r, n, owner) for r, n in wants.items()}
+        params = {r: pool.submit(read_parameters, aws, r, n, owner, values) for r, n in wants.items()}
         secrets = {r: pool.submit(_read_secrets, aws, r, n.secrets) for r, n in wants.items()}
         objects = [pool.submit(_read_objects, aws, r, n.objects) for r, n in wants.items() if n.objects]
         roles = pool.submit(read_roles, aws, desired)

@@ -2,14 +2,17 @@
 
 Owned and in sync: one tag-filtered DescribeParameters listing per desired tag set (50 a page);
 the rest by name, 50 a call; values (GetParameters with decryption, 10 a call) only of what exists,
-fetched while the listings stream on.
+fetched while the listings stream on. In the daemon (``aws.known``), not even those: a parameter whose
+version has not moved since this process read or wrote it, and whose wanted value is the one it knew,
+is not decrypted again (``known``).
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
+from controller.aws.known import KnownValues
 from controller.core.desired import OWNER_TAG, RegionReads
 from controller.core.state import ActualParameter
 from controller.vocab.sensitive import Sensitive
@@ -22,11 +25,14 @@ def chunks(items: list, size: int) -> Iterable[list]:
         yield items[i:i + size]
 
 
-def read_parameters(aws: Any, region: str, n: RegionReads, owner: str) -> tuple[list, list]:
+def read_parameters(aws: Any, region: str, n: RegionReads, owner: str,
+                    wanted: Mapping[str, Sensitive] | None = None) -> tuple[list, list]:
     """Owned and in sync: one tag-filtered listing per desired tag set. The rest (absent, not ours, tags
-    drifted): DescribeParameters by name, 50 a call. Values (GetParameters, 10 a call) only of what exists."""
+    drifted): DescribeParameters by name, 50 a call. Values (GetParameters, 10 a call) only of what exists.
+    ``wanted``: metadata.name → the value the manifest asks for, for ``aws.known`` to vouch for."""
     ssm = aws.client("ssm", region)
-    with _Values(ssm, n) as values:   # fetched while the listings stream on
+    known = getattr(aws, "known", None) if wanted is not None else None
+    with _Values(ssm, n, region, known, wanted or {}) as values:   # fetched while the listings stream on
         in_sync = _owned_in_sync(ssm, n, values.want)
         rest = sorted((set(n.declared) | n.undeclared) - set(in_sync))
         existing = {p["Name"]: p for batch in chunks(rest, 50)
@@ -44,7 +50,7 @@ def read_parameters(aws: Any, region: str, n: RegionReads, owner: str) -> tuple[
     return found, missing
 
 
-def _owned_in_sync(ssm: Any, n: RegionReads, seen: Callable[[Iterable[str]], None]) -> dict[str, dict]:
+def _owned_in_sync(ssm: Any, n: RegionReads, seen: Callable[[Mapping[str, dict]], None]) -> dict[str, dict]:
     """Declared parameters that carry our owner tag and every desired tag, streamed and kept by name."""
     groups: dict[tuple, set[str]] = {}
     for name, p in n.declared.items():
@@ -81,22 +87,28 @@ def _pages(ssm: Any, filters: list[dict]) -> Iterable[list[dict]]:
 
 
 class _Values:
-    """GetParameters (with decryption, 10 names a call) of the names ``want``ed, sent as batches fill."""
+    """GetParameters (with decryption, 10 names a call) of the names ``want``ed, sent as batches fill;
+    with ``known``, only of those it cannot vouch for."""
 
-    def __init__(self, ssm: Any, n: RegionReads) -> None:
-        self.ssm, self.n = ssm, n
+    def __init__(self, ssm: Any, n: RegionReads, region: str = "", known: KnownValues | None = None,
+                 wanted: Mapping[str, Sensitive] | None = None) -> None:
+        self.ssm, self.n, self.region, self.known, self.wanted = ssm, n, region, known, wanted or {}
         self._pool = ThreadPoolExecutor(READ_WORKERS)
         self._batch: list[str] = []
         self._futures: list = []
         self._asked: set[str] = set()
         self.found: dict[str, Sensitive] = {}
 
-    def want(self, names: Iterable[str]) -> None:
-        for name in names:
+    def want(self, metas: Mapping[str, dict]) -> None:
+        for name, meta in metas.items():
             p = self.n.declared.get(name)
             if p is None or not p.compares_value or name in self._asked:
                 continue
             self._asked.add(name)
+            value = self.wanted.get(p.obj.name)
+            if self.known is not None and value is not None and self.known.holds(self.region, meta, value):
+                self.found[name] = self._held(name, meta["Type"], value.reveal())
+                continue
             self._batch.append(name)
             if len(self._batch) == 10:
                 self._send()
@@ -108,10 +120,15 @@ class _Values:
 
     def _get(self, names: list[str]) -> dict[str, Sensitive]:
         found = self.ssm.get_parameters(Names=names, WithDecryption=True)["Parameters"]
+        if self.known is not None:   # by this reply's own Version: a write since the listing is no matter
+            for p in found:
+                self.known.read(self.region, p, self.wanted.get(self.n.declared[p["Name"]].obj.name))
+        return {p["Name"]: self._held(p["Name"], p.get("Type"), p["Value"]) for p in found}
+
+    def _held(self, name: str, type_: str | None, value: str) -> Sensitive:
         # a value is shown only when it is a String now and the manifest says it is a literal String;
         # one that is a SecureString (decrypted here) is a secret whatever the manifest says
-        return {p["Name"]: Sensitive(p["Value"], secret=p.get("Type") == "SecureString"
-                                     or not self.n.declared[p["Name"]].literal) for p in found}
+        return Sensitive(value, secret=type_ == "SecureString" or not self.n.declared[name].literal)
 
     def get(self, name: str) -> Sensitive | None:
         return self.found.get(name)

@@ -5,12 +5,25 @@ that bursts past them spends its time in ThrottlingException retries (and thrott
 of the account). So every HTTP attempt (botocore's ``before-send`` event, retries included) first takes
 a token from the bucket of its API. The defaults sit at the published quotas where AWS publishes them:
 
-- Parameter Store: 40 TPS by default per account and Region, shared by GetParameter(s) and PutParameter
-  (the "standard throughput" of the SSM API reference); we share it with every SSM call, DescribeParameters too.
-- ECS (request-throttling page of the ECS API reference): task-definition reads 20 TPS (burst 50),
-  RegisterTaskDefinition/DeregisterTaskDefinition 1 TPS (burst 20), TagResource/UntagResource 10 (20).
-- IAM, KMS, Secrets Manager and STS publish no per-action numbers for these calls; the defaults are
-  conservative guesses, and IAM's is the lowest because IAM's quota is global to the account.
+- Parameter Store: 40 TPS by default per account and Region ("AWS Systems Manager endpoints and quotas":
+  default throughput 40, shared by GetParameter, GetParameters and GetParametersByPath; "Changing Parameter
+  Store throughput" adds PutParameter); we share it with every SSM call, DescribeParameters too.
+- ECS ("Request throttling for the Amazon ECS API", a token bucket per group of actions): task-definition
+  reads 20 TPS (burst 50), RegisterTaskDefinition/DeregisterTaskDefinition 1 TPS (burst 20),
+  TagResource/UntagResource 10 (20).
+- STS: 600 requests a second per account and Region, shared by GetCallerIdentity and AssumeRole ("IAM and
+  AWS STS quotas", STS request quotas). KMS: DescribeKey 2,000 a second (KMS "Request quotas"). Secrets
+  Manager: DescribeSecret and GetSecretValue 10,000 a second combined ("AWS Secrets Manager quotas"). Our
+  buckets for these stay far lower (50): a reconcile makes a few such calls. IAM publishes no per-action
+  rate; its bucket (10, burst 20) is a conservative guess, and the lowest, as IAM's quota is global to the
+  account.
+
+``quota`` is the account's quota each bucket draws on (IAM's, unpublished, is the guess above). The daemon shares every one of them with the account's workloads — the ECS agents read
+parameters through the same Parameter Store quota when tasks start — so with ``budget`` (``run
+--api-budget PERCENT``, default 25) each bucket is at most that share of its quota, rate and burst alike
+(never below one token of burst): a pass that would need more waits for its tokens and spreads over time.
+A bucket given explicitly (``--rate-limit``/``ECS_SECRETS_RATE_LIMITS``) is taken as given; the one-shot
+``reconcile`` has no budget and paces at the full quotas.
 
 ``ECS_SECRETS_RATE_LIMITS`` or ``--rate-limit`` change them: ``off`` lifts them all;
 ``NAME=TPS[/BURST]`` or ``NAME=off`` for one bucket (``ssm``, ``ecs-read``, ``ecs-write``, ``ecs-tag``,
@@ -22,6 +35,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
@@ -38,36 +52,49 @@ class Limit:
     burst: float
     operations: frozenset[str] = frozenset()   # empty: every other operation of the service
     what: str = ""                              # for a person: why we wait ("the ECS registration quota")
+    quota: float | None = None                  # the account's quota (TPS) it draws on (IAM's: our estimate)
+    quota_burst: float | None = None
+
+    @property
+    def account_quota(self) -> tuple[float, float] | None:
+        """(TPS, burst) of the quota this bucket draws on, None when not known."""
+        return None if self.quota is None else (self.quota, self.quota_burst or self.quota)
 
 
 DEFAULTS: tuple[Limit, ...] = (
-    Limit("ssm", "ssm", 40, 40, what="the Parameter Store quota"),
+    Limit("ssm", "ssm", 40, 40, what="the Parameter Store quota", quota=40),
     Limit("ecs-read", "ecs", 20, 50, frozenset({"DescribeTaskDefinition", "ListTaskDefinitions",
-                                                 "ListTaskDefinitionFamilies"}), "the ECS task-definition read quota"),
+                                                 "ListTaskDefinitionFamilies"}), "the ECS task-definition read quota",
+          quota=20, quota_burst=50),
     Limit("ecs-write", "ecs", 1, 20, frozenset({"RegisterTaskDefinition", "DeregisterTaskDefinition"}),
-          "the ECS registration quota"),
-    Limit("ecs-tag", "ecs", 10, 20, frozenset({"TagResource", "UntagResource"}), "the ECS tagging quota"),
-    Limit("ecs", "ecs", 20, 50, what="the ECS API quota"),
-    Limit("iam", "iam", 10, 20, what="the IAM quota"),
-    Limit("kms", "kms", 50, 50, what="the KMS quota"),
-    Limit("secretsmanager", "secretsmanager", 50, 50, what="the Secrets Manager quota"),
-    Limit("sts", "sts", 50, 50, what="the STS quota"),
+          "the ECS registration quota", quota=1, quota_burst=20),
+    Limit("ecs-tag", "ecs", 10, 20, frozenset({"TagResource", "UntagResource"}), "the ECS tagging quota",
+          quota=10, quota_burst=20),
+    Limit("ecs", "ecs", 20, 50, what="the ECS API quota", quota=20, quota_burst=50),
+    Limit("iam", "iam", 10, 20, what="the IAM quota", quota=10, quota_burst=20),   # unpublished: an estimate
+    Limit("kms", "kms", 50, 50, what="the KMS quota", quota=2000),
+    Limit("secretsmanager", "secretsmanager", 50, 50, what="the Secrets Manager quota", quota=10000),
+    Limit("sts", "sts", 50, 50, what="the STS quota", quota=600),
 )
+DEFAULT_BUDGET = 25.0   # percent of each shared quota the daemon may use (``run --api-budget``)
+WINDOW = 60.0           # seconds over which the budget used is measured
 
 
 class BadRateLimit(ControllerError):
     pass
 
 
-def parse(spec: str | None, defaults: Iterable[Limit] = DEFAULTS) -> tuple[Limit, ...]:
-    """The defaults with ``spec`` applied (see the module docstring for its form)."""
-    limits = list(defaults)
+def parse(spec: str | None, defaults: Iterable[Limit] = DEFAULTS, budget: float | None = None) -> tuple[Limit, ...]:
+    """The defaults with ``spec`` applied (see the module docstring for its form); with ``budget``
+    (a percentage), every bucket ``spec`` does not name is cut to that share of its quota."""
+    limits, named = list(defaults), set()
     for item in (spec or "").replace(";", ",").split(","):
         item = item.strip()
         if not item:
             continue
         if item.lower() in ("off", "none", "unlimited"):
             limits = [replace(lim, tps=None) for lim in limits]
+            named |= {lim.name for lim in limits}
             continue
         key, sep, value = item.partition("=")
         hits = [i for i, lim in enumerate(limits) if key.strip() in (lim.name, lim.service, "*")]
@@ -78,7 +105,19 @@ def parse(spec: str | None, defaults: Iterable[Limit] = DEFAULTS) -> tuple[Limit
         tps, burst = _value(item, value.strip())
         for i in hits:
             limits[i] = replace(limits[i], tps=tps, burst=burst or limits[i].burst)
-    return tuple(limits)
+            named.add(limits[i].name)
+    if budget is None:
+        return tuple(limits)
+    return tuple(lim if lim.name in named else share(lim, budget) for lim in limits)
+
+
+def share(limit: Limit, percent: float) -> Limit:
+    """At most ``percent`` of the quota the bucket draws on, rate and burst alike (one token of burst at least)."""
+    quota = limit.account_quota
+    if limit.tps is None or quota is None:
+        return limit
+    part = percent / 100
+    return replace(limit, tps=min(limit.tps, quota[0] * part), burst=max(1.0, min(limit.burst, quota[1] * part)))
 
 
 def _value(item: str, value: str) -> tuple[float | None, float | None]:
@@ -95,7 +134,8 @@ def _value(item: str, value: str) -> tuple[float | None, float | None]:
 
 
 class Bucket:
-    """A token bucket that reserves: a caller takes its token now and sleeps off any deficit outside the lock."""
+    """A token bucket that reserves: a caller takes its token now and sleeps off any deficit outside the lock.
+    It also keeps when its last ``WINDOW`` seconds of tokens were used (``used``), for the budget metric."""
 
     def __init__(self, tps: float, burst: float, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -103,6 +143,8 @@ class Bucket:
         self._tokens, self._clock, self._sleep = burst, clock, sleep
         self._last = clock()
         self._lock = threading.Lock()
+        self._uses: deque[float] = deque()
+        self.waited = 0.0
 
     def take(self) -> float:
         wait = self.reserve()
@@ -116,7 +158,18 @@ class Bucket:
             now = self._clock()
             self._tokens = min(self.burst, self._tokens + (now - self._last) * self.tps) - 1
             self._last = now
-            return -self._tokens / self.tps if self._tokens < 0 else 0.0
+            wait = -self._tokens / self.tps if self._tokens < 0 else 0.0
+            self.waited += wait
+            self._uses.append(now + wait)
+            while self._uses and self._uses[0] < now - WINDOW:
+                self._uses.popleft()
+            return wait
+
+    def used(self) -> float:
+        """Requests a second over the last ``WINDOW`` seconds (tokens reserved for later not yet counted)."""
+        with self._lock:
+            now = self._clock()
+            return sum(1 for t in self._uses if now - WINDOW <= t <= now) / WINDOW
 
 
 class RateLimiter:
@@ -156,3 +209,7 @@ class RateLimiter:
             self._sleep(waited)
         self.waited += waited
         return waited
+
+    def buckets(self) -> list[tuple[Limit, Bucket]]:
+        """Each limited bucket with its Limit, in the order of the limits."""
+        return [(lim, self._buckets[lim.name]) for lim in self.limits if lim.name in self._buckets]

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from controller.aws import decrypting, paging, ratelimit, replies
 from controller.aws import guard as guard_
+from controller.aws.known import KnownValues
 
 THROTTLING = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
                         "TooManyRequestsException", "RequestThrottled", "RequestThrottledException"})
@@ -36,8 +37,10 @@ def error_code(exc: BaseException) -> str:
 
 class Aws:
     def __init__(self, region: str | None = None, profile: str | None = None,
-                 endpoint_url: str | None = None, max_attempts: int = 8, rate_limits: str | None = None) -> None:
-        """``rate_limits``: overrides of the default token buckets (``ratelimit``); None reads ECS_SECRETS_RATE_LIMITS."""
+                 endpoint_url: str | None = None, max_attempts: int = 8, rate_limits: str | None = None,
+                 api_budget: float | None = None) -> None:
+        """``rate_limits``: overrides of the default token buckets (``ratelimit``); None reads ECS_SECRETS_RATE_LIMITS.
+        ``api_budget``: the daemon's share (percent) of each quota, for every bucket not overridden."""
         self.session = boto3.session.Session(profile_name=profile, region_name=region)
         self.session.events.register("creating-client-class", paging.add_page_cap)  # no endless listings
         self.session.events.register("creating-client-class", replies.add_reply_checks)  # no bare KeyError
@@ -51,8 +54,9 @@ class Aws:
         self._clients: dict[tuple[str, ...], Any] = {}
         self._lock = threading.Lock()
         self.guard: guard_.Guard | None = None
+        self.known: KnownValues | None = None   # the daemon's: versions it need not decrypt again (``known``)
         self.limiter = ratelimit.RateLimiter(ratelimit.parse(
-            os.environ.get(ratelimit.ENV) if rate_limits is None else rate_limits))
+            os.environ.get(ratelimit.ENV) if rate_limits is None else rate_limits, budget=api_budget))
 
     def client(self, service: str, region: str | None = None, retries: bool = True) -> Any:
         """``retries=False``: one attempt only, for a write that must not be re-sent blindly after a

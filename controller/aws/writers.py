@@ -12,6 +12,8 @@ import json
 import logging
 import secrets
 import string
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Callable
 
 from botocore.exceptions import ClientError
@@ -62,9 +64,22 @@ def put_parameter(aws: Aws, op: ops.PutParameter) -> dict[str, Any]:
                                            lambda: idempotency.parameter_landed(aws, op, value), once)
         # no reply: an earlier attempt landed (its answer was lost), so its version is the current one
         assigned["version"] = reply["Version"] if reply else _version(ssm, op.name)
+        if reply and op.value is not None and getattr(aws, "known", None) is not None:
+            # the version this very write made holds this value: the next pass need not decrypt it. Not
+            # after a lost reply: the version read after it may already be someone else's write
+            aws.known.wrote(op.region, op.name, reply["Version"], value, _replied(reply))
     if op.add_tags and not op.create:
         retry.call(ssm.add_tags_to_resource, ResourceType="Parameter", ResourceId=op.name, Tags=_tags(op.add_tags))
     return assigned
+
+
+def _replied(reply: dict) -> datetime | None:
+    """When AWS answered (its HTTP Date header), to the second; None when it did not say."""
+    date = reply.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        return parsedate_to_datetime(date) if date else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _version(ssm: Any, name: str) -> int | None:

@@ -24,10 +24,12 @@ from collections import Counter
 from typing import Any, Callable
 
 from controller import reconcile
+from controller.aws.known import KnownValues
 from controller.aws.session import Aws, error_code
 from controller.core.desired import DEFAULT_OWNER, Desired
 from controller.daemon import backoff as backoff_
 from controller.daemon.backoff import Backoff
+from controller.daemon.budget import BudgetCollector
 from controller.daemon.httpserver import Endpoints, Server
 from controller.daemon.lease import Lease, lease_aws, lease_name
 from controller.daemon.metrics import Metrics
@@ -65,6 +67,8 @@ class Daemon:
                  seed: Seed | None = None) -> None:
         self.aws, self.path, self.settings, self.interval = aws, path, settings, interval
         self.metrics, self.lease, self.owner, self.seed = metrics, lease, owner, seed
+        if aws.known is None:   # across passes, in memory only: a no-op pass decrypts no unchanged version
+            aws.known = KnownValues()
         self.backoff, self.table, self.watcher = Backoff(), Table(), Watcher(path)
         self.desired: Desired | None = None
         self.manifest_error: str | None = None
@@ -75,6 +79,7 @@ class Daemon:
         self.failed_passes = self.applied = 0
         self.last: dict[str, Any] = {}
         metrics.watch(aws)
+        metrics.registry.register(BudgetCollector(aws))
         metrics.is_leader.set_function(lambda: float(self.leading()))
 
     # --- the loop ---------------------------------------------------------------------------
