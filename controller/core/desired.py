@@ -119,6 +119,7 @@ class DesiredTaskDefinition:
     keep_revisions: int | None
     files: tuple[TaskRead, ...] = ()            # S3 files and log groups it reads or creates at task start
     body: Mapping[str, Any] | None = None       # after resolve: ``fields`` with the executionRoleArn
+    rollout: Any = None                         # spec.rollout (``models.Rollout``): the services that run it
 
     @property
     def ref(self) -> str:
@@ -274,7 +275,8 @@ def _task_definition(td: Obj, manifest: Manifest, owner: str) -> DesiredTaskDefi
     needed += [declared[(r.region or manifest.region, r.name)].ref for r in refs
                if (r.region or manifest.region, r.name) in declared]
     return DesiredTaskDefinition(td, td.spec.family, fields, tags_of(td, owner), refs, td.spec.executionRole,
-                                 role.ref if role else None, tuple(needed), td.spec.keepRevisions, files(fields))
+                                 role.ref if role else None, tuple(needed), td.spec.keepRevisions, files(fields),
+                                 rollout=td.spec.rollout)
 
 
 def _reads(parameters: Mapping[tuple[str, str], DesiredParameter], tds: Any, region: str) -> dict[str, RegionReads]:

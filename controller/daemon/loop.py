@@ -122,7 +122,8 @@ class Daemon:
             log.info("%s %s: %s", change.ref, "drifted" if change.action == "update" else f"to {change.action}",
                      paths, extra=_ctx("plan", change.ref))
         if leading:
-            reconcile.execute(self.aws, result, self.may_write, self._on_outcome)
+            reconcile.execute(self.aws, result, self.may_write, self._on_outcome,
+                              rollout_timeout=self.settings.rollout_timeout)
         p = Pass(result.plan, result.report if leading else None, gated, fingerprints)
         return self.table.record(p, self.backoff, time.monotonic(), time.time())
 
@@ -273,7 +274,8 @@ def run(args: argparse.Namespace, aws: Aws, sources: dict[str, Any] | None = Non
     on the first manifests, before the first reconcile (the sandbox's placeholders)."""
     for handler in logging.getLogger().handlers:
         handler.addFilter(ContextFilter())
-    settings = reconcile.Settings(isolate=True, clusters=tuple(getattr(args, "cluster", None) or ()), **(sources or {}))
+    settings = reconcile.Settings(isolate=True, clusters=tuple(getattr(args, "cluster", None) or ()),
+                                  rollout_timeout=getattr(args, "rollout_timeout", 900.0), **(sources or {}))
     metrics = Metrics()
     daemon = Daemon(aws, args.filename, settings, args.interval, metrics, owner=args.owner, seed=seed)
     if args.lease_table:
