@@ -28,6 +28,7 @@ from controller.aws.session import Aws, error_code
 from controller.core.desired import DEFAULT_OWNER, Desired
 from controller.daemon import backoff as backoff_
 from controller.daemon.backoff import Backoff
+from controller.daemon.status import owner_of
 from controller.daemon.httpserver import Endpoints, Server
 from controller.daemon.lease import Lease, lease_aws, lease_name
 from controller.daemon.metrics import Metrics
@@ -115,6 +116,7 @@ class Daemon:
     def reconcile(self) -> str:
         assert self.desired is not None
         result = reconcile.make(self.aws, self.desired, self.settings)
+        planned = result.plan.changes   # before the gate turns some into blockers
         gated, fingerprints = self.gate(result)
         leading = self.leading()
         for change in result.plan.changes:   # which fields, never their values
@@ -124,7 +126,8 @@ class Daemon:
         if leading:
             reconcile.execute(self.aws, result, self.may_write, self._on_outcome,
                               rollout_timeout=self.settings.rollout_timeout)
-        p = Pass(result.plan, result.report if leading else None, gated, fingerprints)
+        owners = {c.ref: owner_of(c) for c in planned if c.kind == "Service"}
+        p = Pass(result.plan, result.report if leading else None, gated, fingerprints, owners)
         return self.table.record(p, self.backoff, time.monotonic(), time.time())
 
     def gate(self, result: reconcile.Result) -> tuple[set[str], dict[str, str]]:
@@ -132,7 +135,7 @@ class Daemon:
         assert self.desired is not None
         now, held, fingerprints = time.monotonic(), {}, {}
         for change in result.plan.changes:
-            want = self.desired.get(change.ref)
+            want = self.desired.get(owner_of(change))   # a service's roll: its TaskDefinition's manifest
             if want is None:
                 continue  # a prune: the object left the manifests
             fp = fingerprints[change.ref] = backoff_.fingerprint(
@@ -146,6 +149,8 @@ class Daemon:
         if outcome.result == "applied":
             self.applied += 1
             self.metrics.applied([(outcome.change.kind, outcome.change.action)])
+        if outcome.change.kind == "Service":
+            self.metrics.rolled(outcome)
 
     def _finish(self, rid: str, started: float, result: str) -> None:
         duration = time.monotonic() - started
