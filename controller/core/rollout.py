@@ -45,7 +45,7 @@ def add(plan: Plan, desired: Desired, actual: Actual) -> Plan:
     written = _written(plan)
     blocked = {b.ref for b in plan.blockers}
     changes, blockers, in_sync = list(plan.changes), list(plan.blockers), list(plan.in_sync)
-    registers = {c.ref: c for c in plan.changes if c.kind == "TaskDefinition" and c.op is not None and c.op.register}
+    registers = {c.ref: c for c in plan.changes if isinstance(c.op, ops.PutTaskDefinition) and c.op.register}
     for td in desired.task_definitions:
         if td.rollout is None or td.ref in blocked:
             continue   # a blocked task definition is reported already; its services wait with it
