@@ -72,7 +72,7 @@ def make(aws: Aws, desired: Desired, settings: Settings) -> Result:
     actual = observe(aws, desired, prune=settings.prune, clusters=settings.clusters)
     resolved = desired.resolve(actual.ctx)
     prune_changes = plan_prune(resolved, actual) if settings.prune else []
-    plan = rollout.add(make_plan(resolved, actual, values, prune_changes), resolved, actual)
+    plan = rollout.add(make_plan(resolved, actual, values, prune_changes), resolved, actual, settings.isolate)
     limit_deletions(plan, settings.max_deletions)   # keepRevisions' deregistrations count too
     reasons = {p.obj: str(p) for p in problems if p.obj}
     reasons.update(unreadable(actual))

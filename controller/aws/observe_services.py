@@ -100,7 +100,8 @@ class _Reader:
         running = first.get("taskDefinition") or s.get("taskDefinition")
         out = ActualService(cluster, s["serviceName"], s.get("status", "ACTIVE"),
                             (s.get("deploymentController") or {}).get("type", "ECS"), s.get("taskDefinition"),
-                            first.get("id"), first.get("createdAt"))
+                            first.get("id"), first.get("createdAt"), primary_state=first.get("rolloutState"),
+                            primary_reason=first.get("rolloutStateReason"))
         if out.status not in ("ACTIVE", "DRAINING") or not running:
             return out
         try:
@@ -142,8 +143,7 @@ class _Reader:
     def _secret(self, region: str, secret_id: str, changed: dict, failed: dict) -> None:
         sm = self.aws.client("secretsmanager", region)
         try:
-            versions = [v for page in sm.get_paginator("list_secret_version_ids").paginate(SecretId=secret_id)
-                        for v in page["Versions"]]
+            versions = _versions(sm, secret_id)
             rotated = sm.describe_secret(SecretId=secret_id).get("LastRotatedDate")
         except ClientError as exc:
             if error_code(exc) != "ResourceNotFoundException":   # a missing one is the plan's own blocker
@@ -153,3 +153,14 @@ class _Reader:
         dates += [rotated] if rotated else []
         if dates:
             changed[("secret", region, secret_id)] = max(dates)
+
+
+def _versions(sm: Any, secret_id: str) -> list[dict]:
+    """ListSecretVersionIds, every page (botocore has no paginator for it); deprecated versions left out."""
+    out, token = [], None
+    while True:
+        page = sm.list_secret_version_ids(SecretId=secret_id, **({"NextToken": token} if token else {}))
+        out += page.get("Versions") or []
+        token = page.get("NextToken")
+        if not token:
+            return out

@@ -40,8 +40,12 @@ def latest_moment(when: datetime) -> datetime:
     return when + timedelta(seconds=1) - timedelta(microseconds=1) if when.microsecond == 0 else when
 
 
-def add(plan: Plan, desired: Desired, actual: Actual) -> Plan:
-    """``plan`` with a ``Service`` change for every service to roll (after the changes it depends on)."""
+def add(plan: Plan, desired: Desired, actual: Actual, failed_blocks: bool = False) -> Plan:
+    """``plan`` with a ``Service`` change for every service to roll (after the changes it depends on).
+
+    ``failed_blocks`` (the daemon): a service whose PRIMARY deployment FAILED and that has nothing to roll
+    is an error of its rollout, shown until it deploys again. The one-shot reports a failure in the run
+    that started the deployment; later runs do not stop every other write for it."""
     written = _written(plan)
     blocked = {b.ref for b in plan.blockers}
     changes, blockers, in_sync = list(plan.changes), list(plan.blockers), list(plan.in_sync)
@@ -64,7 +68,11 @@ def add(plan: Plan, desired: Desired, actual: Actual) -> Plan:
                 continue
             change = decide(td, service, observed, written, registers.get(td.ref),
                             latest.arn if latest else None, latest.revision if latest else 0)
-            if change is None:
+            if change is None and failed_blocks and service.primary_state == "FAILED":
+                blockers.append(Blocker(service.ref, f"ECS service {service.cluster}/{service.name}: its deployment "
+                                        f"{service.primary} FAILED: {service.primary_reason or 'no reason given'}",
+                                        terminal=False))
+            elif change is None:
                 in_sync.append(service.ref)
             elif any(d in blocked for d in change.depends_on):
                 blockers.append(Blocker(change.ref, f"depends on {', '.join(change.depends_on)}", terminal=False,

@@ -69,6 +69,8 @@ class ActualService:
     primary: str | None = None                # the PRIMARY deployment's id
     primary_created: datetime | None = None   # and its createdAt
     reads: tuple[tuple[str, str, str], ...] = ()   # sources (``rollout.source``) its running revision reads
+    primary_state: str | None = None          # the PRIMARY deployment's rolloutState
+    primary_reason: str | None = None         # and rolloutStateReason
 
     @property
     def ref(self) -> str:

@@ -127,6 +127,7 @@ class Daemon:
             reconcile.execute(self.aws, result, self.may_write, self._on_outcome,
                               rollout_timeout=self.settings.rollout_timeout)
         owners = {c.ref: owner_of(c) for c in planned if c.kind == "Service"}
+        owners.update({s.ref: td for td, r in result.actual.rollouts.items() for s in r.services})
         p = Pass(result.plan, result.report if leading else None, gated, fingerprints, owners)
         return self.table.record(p, self.backoff, time.monotonic(), time.time())
 

@@ -62,6 +62,8 @@ class Table:
         for b in p.plan.blockers:
             if b.ref in p.gated:
                 self._set(p.owners.get(b.ref, b.ref), "error", wall)   # keeps the error that started the backoff
+            elif b.ref in p.owners:   # a service of a rollout: an error of its TaskDefinition
+                self._set(p.owners[b.ref], "blocked" if b.dependent else "error", wall, f"{b.ref}: {b.reason}")
             else:
                 self._set(b.ref, "blocked" if b.dependent else "error", wall, b.reason)
         changes = {c.ref: c for c in p.plan.changes}
