@@ -19,7 +19,17 @@ from controller.daemon.metrics import Metrics, rollout_result
 from controller.manifests.models import Rollout
 from controller.vocab.problems import ManifestError
 
-T0 = datetime(2026, 3, 1, 12, 0, 0, 250000, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, 0, 0, 250000, tzinfo=timezone.utc).timestamp()
+
+
+def at(offset: float = 0.0, **delta) -> float:
+    return T0 + offset + timedelta(**delta).total_seconds()
+
+
+def observed(services, changed) -> ActualRollout:
+    """As observe gives it: each change in epoch seconds, and as the plan shows it."""
+    shown = {k: datetime.fromtimestamp(v, timezone.utc).isoformat(timespec="seconds") for k, v in changed.items()}
+    return ActualRollout(list(services), dict(changed), shown=shown)
 DB = ("ssm", "us-east-1", "/app/db")
 TOKEN = ("secret", "us-east-1", "app/token")
 
@@ -42,18 +52,18 @@ def param_change(name="/app/db", write=True) -> Change:
 
 def decide(svc, changed=None, written=None, registering=None, latest="arn:aws:ecs:us-east-1:1:task-definition/web:4",
            **rollout_fields):
-    observed = ActualRollout([svc], changed or {})
-    return rollout.decide(td(**rollout_fields), svc, observed, written or {}, registering, latest, 4)
+    return rollout.decide(td(**rollout_fields), svc, observed([svc], changed or {}), written or {}, registering,
+                          latest, 4)
 
 
 # --- the decision ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("changed", "rolls"), [
     ({}, False),                                                      # nothing it reads ever changed (known)
-    ({DB: T0 - timedelta(minutes=5)}, False),                         # changed before the deployment started
-    ({DB: T0 + timedelta(seconds=1)}, True),                          # changed after: its tasks hold the old value
-    ({DB: T0 - timedelta(days=1), TOKEN: T0 + timedelta(hours=1)}, True),
-    ({("ssm", "us-east-1", "/other"): T0 + timedelta(hours=1)}, False),   # a secret it does not read
+    ({DB: T0 - timedelta(minutes=5).total_seconds()}, False),                         # changed before the deployment started
+    ({DB: at(0, seconds=1)}, True),                          # changed after: its tasks hold the old value
+    ({DB: T0 - timedelta(days=1).total_seconds(), TOKEN: at(0, hours=1)}, True),
+    ({("ssm", "us-east-1", "/other"): at(0, hours=1)}, False),   # a secret it does not read
 ])
 def test_a_service_rolls_when_a_secret_it_reads_changed_after_its_primary_deployment(changed, rolls):
     change = decide(service(), changed)
@@ -64,14 +74,14 @@ def test_a_service_rolls_when_a_secret_it_reads_changed_after_its_primary_deploy
 
 
 def test_several_secrets_changed_at_once_make_one_change_naming_the_latest():
-    change = decide(service(), {DB: T0 + timedelta(minutes=1), TOKEN: T0 + timedelta(minutes=2)})
+    change = decide(service(), {DB: at(0, minutes=1), TOKEN: at(0, minutes=2)})
     assert change.note == "secret app/token and 1 more changed 2026-03-01T12:02:00+00:00"
 
 
 def test_a_date_to_the_whole_second_is_taken_at_its_end_so_a_roll_is_never_lost():
     """Deployment at 12:00:00.250; a secret dated 12:00:00 (no fraction) may have changed at 12:00:00.900."""
-    assert decide(service(), {TOKEN: T0.replace(microsecond=0)}) is not None
-    assert decide(service(), {TOKEN: T0.replace(microsecond=1)}) is None
+    assert decide(service(), {TOKEN: float(int(T0))}) is not None
+    assert decide(service(), {TOKEN: int(T0) + 0.000001}) is None
 
 
 def test_our_own_write_in_this_plan_rolls_the_readers_after_it():
@@ -81,12 +91,12 @@ def test_our_own_write_in_this_plan_rolls_the_readers_after_it():
 
 
 def test_on_secret_change_false_ignores_secrets():
-    assert decide(service(), {DB: T0 + timedelta(hours=1)}, onSecretChange=False) is None
+    assert decide(service(), {DB: at(0, hours=1)}, onSecretChange=False) is None
 
 
 def test_update_service_moves_to_the_revision_this_plan_registers_once_it_is_registered():
     registering = Change("TaskDefinition", "web", "update", (), ops.PutTaskDefinition("web", {}, {}))
-    change = decide(service(), {DB: T0 + timedelta(hours=1)}, registering=registering, updateService=True)
+    change = decide(service(), {DB: at(0, hours=1)}, registering=registering, updateService=True)
     assert change.op.family == "web" and change.depends_on == ("TaskDefinition/web",)
     assert change.fields == (FieldChange("taskDefinition", "web:4", "web:5"),)
     assert change.note.startswith("moves to web:5; secret ")   # one call: the move starts new tasks too
@@ -103,13 +113,13 @@ def plan_with(actual_services, changes=(), blockers=()):
     actual = Actual(Context("1", "us-east-1"))
     actual.task_definitions["web"] = ActualTaskDefinition("web", "arn:aws:ecs:us-east-1:1:task-definition/web:4", 4,
                                                           {}, {})
-    actual.rollouts["TaskDefinition/web"] = ActualRollout(list(actual_services), {DB: T0 + timedelta(hours=1)})
+    actual.rollouts["TaskDefinition/web"] = observed(actual_services, {DB: at(0, hours=1)})
     return rollout.add(Plan(tuple(changes), tuple(blockers)), desired, actual)
 
 
 def test_add_plans_each_service_once_and_reports_the_rest():
     plan = plan_with([service(name="web"), service(name="gone", status="MISSING"),
-                      service(name="cd", controller="CODE_DEPLOY"), service(name="new", primary_at=T0 + timedelta(days=1))])
+                      service(name="cd", controller="CODE_DEPLOY"), service(name="new", primary_at=at(0, days=1))])
     assert [c.ref for c in plan.changes] == ["Service/prod/web"]
     assert plan.changes[0].op.max_concurrent == 3 and plan.changes[0].op.rollout == "TaskDefinition/web"
     assert [b.ref for b in plan.blockers] == ["Service/prod/cd"] and "CODE_DEPLOY" in plan.blockers[0].reason

@@ -17,6 +17,7 @@ When each secret last changed, for every source any such revision reads, read on
 from __future__ import annotations
 
 import logging
+from datetime import timezone
 from typing import Any, Iterable
 
 from botocore.exceptions import ClientError
@@ -42,7 +43,8 @@ def read_rollouts(aws: Aws, desired: Desired, in_use: InUse) -> dict[str, Actual
     sources = {src for r in out.values() for s in r.services for src in s.reads}
     changed, failed = reader.changes(sources)
     for r in out.values():
-        r.changed = {src: when for src, when in changed.items() if any(src in s.reads for s in r.services)}
+        r.changed = {src: _epoch(when) for src, when in changed.items() if any(src in s.reads for s in r.services)}
+        r.shown = {src: _iso(changed[src]) for src in r.changed}
         for s in r.services:
             reasons = [failed[src] for src in s.reads if src in failed]
             if reasons:
@@ -100,7 +102,7 @@ class _Reader:
         running = first.get("taskDefinition") or s.get("taskDefinition")
         out = ActualService(cluster, s["serviceName"], s.get("status", "ACTIVE"),
                             (s.get("deploymentController") or {}).get("type", "ECS"), s.get("taskDefinition"),
-                            first.get("id"), first.get("createdAt"), primary_state=first.get("rolloutState"),
+                            first.get("id"), _epoch(first.get("createdAt")), primary_state=first.get("rolloutState"),
                             primary_reason=first.get("rolloutStateReason"))
         if out.status not in ("ACTIVE", "DRAINING") or not running:
             return out
@@ -164,3 +166,12 @@ def _versions(sm: Any, secret_id: str) -> list[dict]:
         token = page.get("NextToken")
         if not token:
             return out
+
+
+def _epoch(when: Any) -> float | None:
+    """botocore parses timestamps to aware datetimes; the pure core compares seconds since the epoch."""
+    return None if when is None else when.timestamp()
+
+
+def _iso(when: Any) -> str:
+    return when.astimezone(timezone.utc).isoformat(timespec="seconds")

@@ -13,7 +13,6 @@ before the roll leaves the deployment older, so the rerun rolls it.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
 from controller.core import ops
@@ -33,11 +32,11 @@ def source(ref: Reference, region: str) -> Source:
     return ("secret", ref.region or region, secret) if secret else ("ssm", ref.region or region, ref.name)
 
 
-def latest_moment(when: datetime) -> datetime:
+def latest_moment(when: float) -> float:
     """A date given to the whole second (moto's Secrets Manager dates, some older APIs) may stand for any
     moment of that second: take its end, so that a change is never taken for older than a deployment
     that began after it. The price: a roll in that same second may repeat once, never be lost."""
-    return when + timedelta(seconds=1) - timedelta(microseconds=1) if when.microsecond == 0 else when
+    return when + 0.999999 if when == int(when) else when
 
 
 def add(plan: Plan, desired: Desired, actual: Actual, failed_blocks: bool = False) -> Plan:
@@ -115,10 +114,11 @@ def decide(td: DesiredTaskDefinition, service: ActualService, observed: ActualRo
         (FieldChange("deployment", service.primary, "(new deployment)"),)
     op = ops.RollService(service.cluster, service.name, td.ref, td.family if move_to else None, service.primary,
                          rollout.maxConcurrent)
-    return Change(KIND, f"{service.cluster}/{service.name}", "update", fields, op, depends, _note(move_to, changed, ours))
+    note = _note(move_to, [(observed.shown.get(src, str(when)), src) for when, src in changed], ours)
+    return Change(KIND, f"{service.cluster}/{service.name}", "update", fields, op, depends, note)
 
 
-def _after(when: datetime, started: datetime | None) -> bool:
+def _after(when: float, started: float | None) -> bool:
     return started is None or latest_moment(when) > started
 
 
@@ -126,14 +126,14 @@ def _revision(arn: str | None) -> str | None:
     return arn.rsplit("/", 1)[-1] if arn else None
 
 
-def _note(move_to: str | None, changed: list[tuple[datetime, Source]], ours: Iterable[str]) -> str:
+def _note(move_to: str | None, changed: list[tuple[str, Source]], ours: Iterable[str]) -> str:
     """Why it rolls, as the headline says it: ``will roll (secret /app/db changed 2026-…)``."""
     parts = [f"moves to {move_to}"] if move_to else []
     if changed:
         when, src = changed[-1]
         names = sorted({s[2] for _, s in changed})
         more = f" and {len(names) - 1} more" if len(names) > 1 else ""
-        parts.append(f"secret {src[2]}{more} changed {when.astimezone(timezone.utc).isoformat(timespec='seconds')}")
+        parts.append(f"secret {src[2]}{more} changed {when}")
     for ref in ours:
         parts.append(f"{ref} is written by this plan")
     return "; ".join(parts)

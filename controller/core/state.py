@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from controller.core.desired import Context
@@ -67,7 +66,7 @@ class ActualService:
     controller: str = "ECS"                   # deploymentController.type
     task_definition: str | None = None        # the revision it runs (service.taskDefinition)
     primary: str | None = None                # the PRIMARY deployment's id
-    primary_created: datetime | None = None   # and its createdAt
+    primary_created: float | None = None      # and its createdAt, in seconds since the epoch
     reads: tuple[tuple[str, str, str], ...] = ()   # sources (``rollout.source``) its running revision reads
     primary_state: str | None = None          # the PRIMARY deployment's rolloutState
     primary_reason: str | None = None         # and rolloutStateReason
@@ -81,7 +80,8 @@ class ActualService:
 class ActualRollout:
     """What one TaskDefinition's spec.rollout found: its services and when each secret they read last changed."""
     services: list[ActualService] = field(default_factory=list)
-    changed: dict[tuple[str, str, str], datetime] = field(default_factory=dict)   # source → last change
+    changed: dict[tuple[str, str, str], float] = field(default_factory=dict)   # source → last change (epoch seconds)
+    shown: dict[tuple[str, str, str], str] = field(default_factory=dict)       # source → that moment, as ISO 8601 UTC
     problems: dict[str, str] = field(default_factory=dict)                        # "Service/…" → why unreadable
 
 
