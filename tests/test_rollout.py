@@ -233,8 +233,9 @@ def _statements(tmp_path, rollout_yaml, clusters=()):
 
 def test_controller_policy_grants_update_service_on_the_named_services_only(tmp_path):
     sids = _statements(tmp_path, "{services: [prod/web, prod/api]}")
-    assert sids["RollTheNamedServices"]["Resource"] == ["arn:aws:ecs:us-east-1:123456789012:service/prod/api",
-                                                        "arn:aws:ecs:us-east-1:123456789012:service/prod/web"]
+    # both ARN formats (ECS Developer Guide, "Amazon Resource Names (ARNs) and IDs": the long one names the cluster)
+    assert sids["RollTheNamedServices"]["Resource"] == sorted(
+        f"arn:aws:ecs:us-east-1:123456789012:service/{r}" for r in ("prod/web", "web", "prod/api", "api"))
     assert sids["RollTheNamedServices"]["Action"] == ["ecs:DescribeServices", "ecs:UpdateService"]
     assert not any("ClusterWide" in sid for sid in sids)
     assert "ecs:ListServices" not in json.dumps(sids)

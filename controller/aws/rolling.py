@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from controller.aws import idempotency, retry
+from controller.aws import guard, idempotency, retry
 from controller.aws.observe_services import primary, services
 from controller.aws.session import Aws, error_code
 from controller.core.plan import Change
@@ -118,8 +118,11 @@ def roll(aws: Aws, change: Change, timeout: float, keep_following: Callable[[], 
     op, began = change.op, time.monotonic()
     where = f"ECS service {op.cluster}/{op.service}"
     try:
-        deployment = _update(aws, op)
+        with guard.active(getattr(aws, "guard", None)):   # the lease covers every attempt of the write
+            deployment = _update(aws, op)
         state, reason = _follow(aws, op, deployment, began + timeout, keep_following)
+    except guard.LeaseLost as exc:
+        return Rolled("skipped", str(exc), "LeaseLost")
     except _Gone:
         return Rolled("skipped", f"{where} no longer exists (deleted during the rollout): nothing left to roll",
                       "ServiceGone")

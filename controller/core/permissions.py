@@ -319,7 +319,10 @@ RESOURCES: dict[str, Callable[[Scope], list[Grant]]] = {
     "passed_roles": lambda s: _grant(s.passed_roles),
     "families": lambda s: _grant(_arn(s, "ecs", f"task-definition/{f}:*") for f in s.families),
     "services": lambda s: _grant([_arn(s, "ecs", "service/*")]),   # both ARN formats; ecs:cluster narrows
-    "rollout_services": lambda s: _grant(_arn(s, "ecs", f"service/{name}") for name in s.rollout_services),
+    # CLUSTER/NAME in both ARN formats: service/CLUSTER/NAME, and service/NAME for a service created before the
+    # long ARN format (ECS Developer Guide, "Amazon Resource Names (ARNs) and IDs")
+    "rollout_services": lambda s: _grant(_arn(s, "ecs", f"service/{form}") for ref in s.rollout_services
+                                         for form in (ref, ref.partition("/")[2])),
     "discovered_services": lambda s: _grant([_arn(s, "ecs", f"service/{c.rsplit('/', 1)[-1]}/*")
                                              for c in s.target.clusters] or [_arn(s, "ecs", "service/*")]),
     "all_roles": lambda s: _grant([_arn(s, "iam", "role/*", region="")]),
