@@ -223,6 +223,7 @@ def _reconcile_parser(sub: Any) -> None:
     rec.add_argument("--skip-values", action="store_true", help="with --dry-run: read no fromEnv/fromFile value "
                      "(none is compared), so that a job without the production secrets can plan")
     _cluster(rec)
+    _rollout_timeout(rec)
     rec.set_defaults(_check=_check_reconcile)
 
 
@@ -258,6 +259,12 @@ def _controller_policy_parser(sub: Any) -> None:
     _cluster(pol)
 
 
+def _rollout_timeout(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rollout-timeout", type=_seconds(positive=True), default=900.0, metavar="SECONDS",
+                   help="follow each service's deployment of a spec.rollout this long before it counts as failed "
+                   "(default 900)")
+
+
 def _cluster(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster", action="append", default=[], metavar="NAME", help="an ECS cluster whose services' "
                    "task-definition revisions keepRevisions and --prune never deregister; repeatable (default: "
@@ -281,6 +288,7 @@ def _run_parser(sub: Any) -> None:
                          epilog=_epilog("run"))
     _common(run)
     _cluster(run)
+    _rollout_timeout(run)
     positive = _seconds(positive=True)
     run.add_argument("--interval", type=positive, default=60.0, metavar="SECONDS", help="between reconciles (±10%%)")
     run.add_argument("--api-budget", type=_percent, default=25.0, metavar="PERCENT", help="the share of each AWS "
@@ -590,7 +598,8 @@ def _plan_and_apply(args: argparse.Namespace, aws: Any, reconcile: Any, progress
               "from writing at the same time (duplicate revisions, extra parameter versions)", file=sys.stderr)
     progress.plan(len(result.plan.changes))
     report = reconcile.execute(aws, result, on_start=lambda c: progress.started(c.ref, c.action),
-                               on_outcome=lambda o: progress.finished(o.change.ref, o.change.action, o.result))
+                               on_outcome=lambda o: progress.finished(o.change.ref, o.change.action, o.result),
+                               rollout_timeout=args.rollout_timeout)
     progress.close()
     for outcome in report.outcomes:
         if outcome.result != "applied":

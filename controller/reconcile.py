@@ -15,7 +15,7 @@ from typing import Callable, Mapping
 from controller.aws.apply import Outcome, Report, apply
 from controller.aws.observe import observe
 from controller.aws.session import Aws
-from controller.core import planfile
+from controller.core import planfile, rollout
 from controller.core import values as values_
 from controller.core import validate
 from controller.core.desired import DEFAULT_OWNER, Desired
@@ -41,6 +41,7 @@ class Settings:
     isolate: bool = False               # the daemon: a value problem blocks its object, not the whole run
     clusters: tuple[str, ...] = ()      # ECS clusters whose services' revisions are never deregistered; (): all
     skip_values: bool = False           # plan without reading any fromEnv/fromFile value (a dry-run only)
+    rollout_timeout: float = 900.0      # how long to follow one service's deployment (``rolling``)
 
 
 @dataclass
@@ -71,7 +72,7 @@ def make(aws: Aws, desired: Desired, settings: Settings) -> Result:
     actual = observe(aws, desired, prune=settings.prune, clusters=settings.clusters, values=values)
     resolved = desired.resolve(actual.ctx)
     prune_changes = plan_prune(resolved, actual) if settings.prune else []
-    plan = make_plan(resolved, actual, values, prune_changes)
+    plan = rollout.add(make_plan(resolved, actual, values, prune_changes), resolved, actual, settings.isolate)
     limit_deletions(plan, settings.max_deletions)   # keepRevisions' deregistrations count too
     reasons = {p.obj: str(p) for p in problems if p.obj}
     reasons.update(unreadable(actual))
@@ -109,8 +110,8 @@ def check(plan: Plan) -> None:
 
 def execute(aws: Aws, result: Result, may_write: Callable[[], bool] = lambda: True,
             on_outcome: Callable[[Outcome], None] = lambda o: None,
-            on_start: Callable[[Change], None] = lambda c: None) -> Report:
-    result.report = apply(aws, result.plan, may_write, on_outcome, on_start=on_start)
+            on_start: Callable[[Change], None] = lambda c: None, rollout_timeout: float = 900.0) -> Report:
+    result.report = apply(aws, result.plan, may_write, on_outcome, on_start=on_start, rollout_timeout=rollout_timeout)
     return result.report
 
 

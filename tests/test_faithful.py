@@ -204,3 +204,21 @@ def test_deployments_settle_after_a_simulated_time(ecs) -> None:
     ecs.create_cluster(clusterName="c")
     ecs.create_service(cluster="c", serviceName="svc", taskDefinition="web", desiredCount=1)
     assert states(ecs) == [("PRIMARY", "COMPLETED", 1)]
+
+
+def test_secret_versions_keep_the_date_they_were_made(monkeypatch) -> None:
+    """SecretVersionsListEntry API reference, CreatedDate: "The date and time this version of the secret was
+    created" — not the time of the ListSecretVersionIds call, which moto answered; to the fraction of a second,
+    as the API's timestamps are (rollouts compare it with a deployment's createdAt)."""
+    import time
+    for name, value in TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        sm = boto3.client("secretsmanager", region_name="us-east-1")
+        sm.create_secret(Name="app/token", SecretString="first-value")
+        sm.put_secret_value(SecretId="app/token", SecretString="second-value")
+        first = {tuple(v["VersionStages"]): v["CreatedDate"] for v in sm.list_secret_version_ids(SecretId="app/token")["Versions"]}
+        time.sleep(0.05)
+        again = {tuple(v["VersionStages"]): v["CreatedDate"] for v in sm.list_secret_version_ids(SecretId="app/token")["Versions"]}
+    assert first == again and first[("AWSPREVIOUS",)] < first[("AWSCURRENT",)]
+    assert any(d.microsecond for d in first.values())

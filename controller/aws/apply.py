@@ -20,7 +20,7 @@ from typing import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from controller.aws import guard
+from controller.aws import guard, rolling
 from controller.aws.session import Aws, error_code
 from controller.aws.writers import WRITERS
 from controller.core.plan import Change, Plan
@@ -45,7 +45,8 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(o.result == "applied" for o in self.outcomes)
+        """Everything applied; a service deleted during its rollout had nothing left to roll."""
+        return all(o.result == "applied" or o.code == "ServiceGone" for o in self.outcomes)
 
     def count(self, result: str) -> int:
         return sum(o.result == result for o in self.outcomes)
@@ -53,15 +54,27 @@ class Report:
 
 def apply(aws: Aws, plan: Plan, may_write: Callable[[], bool] = lambda: True,
           on_outcome: Callable[[Outcome], None] = lambda o: None, workers: int = WORKERS,
-          on_start: Callable[[Change], None] = lambda c: None) -> Report:
-    """``on_start``/``on_outcome``: told as each write starts and finishes (the progress lines)."""
+          on_start: Callable[[Change], None] = lambda c: None, rollout_timeout: float = 900.0) -> Report:
+    """``on_start``/``on_outcome``: told as each write starts and finishes (the progress lines). The services
+    to roll go after every write and before the deletes (``rolling``)."""
     ordered = plan.ordered()
     run = _Run(aws, {b.ref for b in plan.blockers}, may_write, on_outcome, workers)
     run.on_start = on_start
+    rolls = [c for c in ordered if c.kind == "Service"]
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="apply") as pool:
-        for wave in _waves(ordered):
+        for i, wave in enumerate(_waves([c for c in ordered if c.kind != "Service"])):
+            if i == 1 or (i == 0 and wave[0].action == "delete"):
+                _roll(aws, run, rolls, rollout_timeout)
+                rolls = []
             run.wave(pool, wave)
+    _roll(aws, run, rolls, rollout_timeout)
     return Report([run.outcomes[id(c)] for c in ordered])
+
+
+def _roll(aws: Aws, run: "_Run", changes: list[Change], timeout: float) -> None:
+    if changes:
+        rolling.run(aws, changes, run.failed, run.may_write, run.on_start,
+                    lambda c, r: run._finish(c, Outcome(c, r.result, r.error, r.code, r.assigned)), timeout)
 
 
 def _waves(ordered: list[Change]) -> list[list[Change]]:

@@ -29,22 +29,32 @@ class InUse:
         self.clusters = tuple(clusters or ())
         self._lock = threading.Lock()
         self._found: dict[str, set[int]] | None = None
+        self._services: list[dict] | None = None
 
     def revisions(self, family: str) -> set[int]:
         """The revisions of ``family`` that some service in the clusters uses."""
         with self._lock:  # families are read in parallel; the services are listed once
             if self._found is None:
-                self._found = _by_family(self._service_revisions())
+                self._found = _by_family(a for s in self._all_services() for a in _task_definitions(s))
             return set(self._found.get(family, ()))
 
-    def _service_revisions(self) -> Iterable[str]:
+    def services(self, family: str) -> list[dict]:
+        """The services (DescribeServices answers) that run a revision of ``family``: ``rollout.discover``."""
+        with self._lock:
+            return [s for s in self._all_services() if family in _by_family(_task_definitions(s))]
+
+    def _all_services(self) -> list[dict]:
+        if self._services is None:
+            self._services = list(self._scan())
+        return self._services
+
+    def _scan(self) -> Iterable[dict]:
         ecs = self.aws.client("ecs")
         for cluster in self.clusters or _all_clusters(ecs):
             arns = [a for page in ecs.get_paginator("list_services").paginate(cluster=cluster)
                     for a in page["serviceArns"]]
             for i in range(0, len(arns), DESCRIBE_BATCH):
-                for service in ecs.describe_services(cluster=cluster, services=arns[i:i + DESCRIBE_BATCH])["services"]:
-                    yield from _task_definitions(service)
+                yield from ecs.describe_services(cluster=cluster, services=arns[i:i + DESCRIBE_BATCH])["services"]
 
 
 def _all_clusters(ecs: Any) -> list[str]:

@@ -18,6 +18,7 @@ from controller.aws.inuse import InUse
 from controller.aws.observe_ecs import read_task_definitions
 from controller.aws.observe_iam import read_roles
 from controller.aws.observe_prune import read_prune_candidates
+from controller.aws.observe_services import read_rollouts
 from controller.aws.observe_ssm import read_parameters
 from controller.aws.session import Aws, error_code
 from controller.core.desired import Context, Desired, is_aws_managed_key
@@ -45,9 +46,11 @@ def observe(aws: Aws, desired: Desired, prune: bool = False, clusters: tuple[str
         objects = [pool.submit(_read_objects, aws, r, n.objects) for r, n in wants.items() if n.objects]
         roles = pool.submit(read_roles, aws, desired)
         tds = pool.submit(read_task_definitions, aws, desired, in_use, prune)
+        rollouts = pool.submit(read_rollouts, aws, desired, in_use)
         partition, account_id = account.result()
         actual = Actual(ctx=Context(account=account_id, region=aws.region, partition=partition))
         _merge(actual, params, secrets, roles.result(), tds.result())
+        actual.rollouts = rollouts.result()
         for future in objects:
             actual.missing.update(future.result())
         keys = {(r, k) for r, n in wants.items() for k in n.keys}

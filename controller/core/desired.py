@@ -121,6 +121,7 @@ class DesiredTaskDefinition:
     files: tuple[TaskRead, ...] = ()            # S3 files and log groups it reads or creates at task start
     body: Mapping[str, Any] | None = None       # after resolve: ``fields`` with the executionRoleArn
     external: tuple[FieldPath, ...] = ()        # spec.externallyManaged: taken from the latest revision
+    rollout: Any = None                         # spec.rollout (``models.Rollout``): the services that run it
 
     @property
     def ref(self) -> str:
@@ -277,7 +278,7 @@ def _task_definition(td: Obj, manifest: Manifest, owner: str) -> DesiredTaskDefi
                if (r.region or manifest.region, r.name) in declared]
     return DesiredTaskDefinition(td, td.spec.family, fields, tags_of(td, owner), refs, td.spec.executionRole,
                                  role.ref if role else None, tuple(needed), td.spec.keepRevisions, files(fields),
-                                 external=field_paths(td.spec.externallyManaged))
+                                 external=field_paths(td.spec.externallyManaged), rollout=td.spec.rollout)
 
 
 def _reads(parameters: Mapping[tuple[str, str], DesiredParameter], tds: Any, region: str) -> dict[str, RegionReads]:

@@ -69,3 +69,14 @@ class DeleteRole:
 class DeregisterFamily:
     family: str
     revisions: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RollService:
+    """UpdateService on one service of a rollout: a new deployment, or a move to the family's latest revision."""
+    cluster: str
+    service: str
+    rollout: str                     # the TaskDefinition ref whose spec.rollout this is
+    family: str | None               # move to this family's latest ACTIVE revision; None: forceNewDeployment
+    primary: str | None              # the PRIMARY deployment the plan saw
+    max_concurrent: int = 1          # of the rollout's services deploying at once

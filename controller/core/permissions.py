@@ -110,6 +110,17 @@ STEPS: tuple[Step, ...] = (
          ("in_clusters",), only="revisions"),
     Step("inuse: the revisions those services and their deployments use", ("ecs:DescribeServices",),
          "DescribeServicesInUse", "services", ("in_clusters",), only="revisions"),
+    Step("observe_services, rolling: the services spec.rollout names, UpdateService and the deployments it started",
+         ("ecs:DescribeServices", "ecs:UpdateService"), "RollTheNamedServices", "rollout_services", only="rollout"),
+    Step("observe_services with rollout.discover: any service of the clusters may run the family, so cluster-wide",
+         ("ecs:DescribeServices", "ecs:UpdateService"), "RollDiscoveredServicesClusterWideForDiscover",
+         "discovered_services", only="discover"),
+    Step("inuse for rollout.discover: the services of the clusters", ("ecs:ListServices",),
+         "ListClustersAndServicesSupportOnlyAllResources", "*", ("in_clusters",), only="discover"),
+    Step("inuse for rollout.discover: the clusters (no --cluster)", ("ecs:ListClusters",),
+         "ListClustersAndServicesSupportOnlyAllResources", "*", ("in_clusters",), only="discover_all_clusters"),
+    Step("observe_services: when the AWSCURRENT version of a secret the services read was made",
+         ("secretsmanager:ListSecretVersionIds",), "DescribeReferencedSecrets", "secrets", only="rollout"),
     Step("observe_prune: list roles and tagged task definitions", ("iam:ListRoles", "tag:GetResources"),
          "PruneListingsSupportOnlyAllResources", "*", only="prune"),
     Step("observe_prune._roles: whose tags say owned (names unknown until listed)", ("iam:ListRoleTags",),
@@ -159,6 +170,8 @@ class Scope:
     keep_revisions: bool = False
     many_roles: bool = False
     objects: tuple[str, ...] = ()              # S3 object ARNs tasks read at start
+    rollout_services: tuple[str, ...] = ()     # CLUSTER/SERVICE that a spec.rollout names
+    discover: bool = False                     # some spec.rollout discovers its services
 
 
 def scope(desired: Desired, target: Target) -> Scope:
@@ -188,7 +201,9 @@ def scope(desired: Desired, target: Target) -> Scope:
         managed_policies=tuple(sorted({a for r in roles for a in r.managed})),
         keep_revisions=any(td.keep_revisions for td in tds),
         many_roles=len(roles) >= LIST_MIN_ROLES,
-        objects=tuple(sorted({o for n in desired.reads.values() for o in n.objects})))
+        objects=tuple(sorted({o for n in desired.reads.values() for o in n.objects})),
+        rollout_services=tuple(sorted({n for td in tds if td.rollout for n in td.rollout.services or ()})),
+        discover=any(td.rollout is not None and td.rollout.discover for td in tds))
 
 
 def _param(p: DesiredParameter) -> Param:
@@ -312,6 +327,12 @@ RESOURCES: dict[str, Callable[[Scope], list[Grant]]] = {
     "passed_roles": lambda s: _grant(s.passed_roles),
     "families": lambda s: _grant(_arn(s, "ecs", f"task-definition/{f}:*") for f in s.families),
     "services": lambda s: _grant([_arn(s, "ecs", "service/*")]),   # both ARN formats; ecs:cluster narrows
+    # CLUSTER/NAME in both ARN formats: service/CLUSTER/NAME, and service/NAME for a service created before the
+    # long ARN format (ECS Developer Guide, "Amazon Resource Names (ARNs) and IDs")
+    "rollout_services": lambda s: _grant(_arn(s, "ecs", f"service/{form}") for ref in s.rollout_services
+                                         for form in (ref, ref.partition("/")[2])),
+    "discovered_services": lambda s: _grant([_arn(s, "ecs", f"service/{c.rsplit('/', 1)[-1]}/*")
+                                             for c in s.target.clusters] or [_arn(s, "ecs", "service/*")]),
     "all_roles": lambda s: _grant([_arn(s, "iam", "role/*", region="")]),
     "all_parameters": lambda s: _grant(_arn(s, "ssm", "parameter/*", r)
                                        for r in {s.target.region} | {p.region for p in s.params}),
@@ -371,7 +392,9 @@ def wanted(step: Step, s: Scope) -> bool:
     revisions = t.prune   # a deregistration may be on the table: only --prune deletes, keepRevisions too
     return {None: True, "prune": t.prune, "lease": bool(t.lease_table), "revisions": revisions,
             "all_clusters": revisions and not t.clusters, "many_roles": s.many_roles,
-            "verify_network": bool(t.verify_services)}[step.only]
+            "verify_network": bool(t.verify_services),
+            "rollout": bool(s.rollout_services) or s.discover, "discover": s.discover,
+            "discover_all_clusters": s.discover and not t.clusters}[step.only]
 
 
 def merge_conditions(*blocks: dict | None) -> dict | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from controller.vocab.sensitive import SENSITIVE
 
-KIND_ORDER = ("Parameter", "ExecutionRole", "TaskDefinition")
+KIND_ORDER = ("Parameter", "ExecutionRole", "TaskDefinition", "Service")   # Service: a rollout (``rollout``)
 
 
 @dataclass(frozen=True)
@@ -54,13 +54,19 @@ class Plan:
     not_compared: tuple[str, ...] = ()   # refs of parameters whose values were not read (--skip-values)
 
     def summary(self) -> dict[str, int]:
+        """Changes of objects by action; services to roll apart, as ``roll`` (present only when there are any):
+        a rollout changes no object of ours, it starts new tasks."""
         counts = {"create": 0, "update": 0, "delete": 0}
+        rolls = 0
         for c in self.changes:
-            counts[c.action] += 1
-        return counts
+            if c.kind == "Service":
+                rolls += 1
+            else:
+                counts[c.action] += 1
+        return {**counts, "roll": rolls} if rolls else counts
 
     def ordered(self) -> list[Change]:
-        """Parameters, then roles, then task definitions; deletes after, in reverse."""
+        """Parameters, then roles, then task definitions, then the services to roll; deletes after, in reverse."""
         rank = {k: i for i, k in enumerate(KIND_ORDER)}
         writes = sorted((c for c in self.changes if c.action != "delete"), key=lambda c: rank[c.kind])
         deletes = sorted((c for c in self.changes if c.action == "delete"), key=lambda c: -rank[c.kind])

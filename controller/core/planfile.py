@@ -5,7 +5,7 @@ A saved plan pins the CHANGES, not the values: it holds the rendered plan (what 
 prints, so a secret only ever as ``(sensitive value)``), the digest of the manifests' canonical content
 (with every literal value left out), the options that shaped it, and what the plan was based on in AWS:
 the version of each parameter it changes (which the text plan shows beside it), the latest revision of
-each family, and a digest of each role's policy documents (policies are no secret). No value, digest or
+each family, the PRIMARY deployment of each service a rollout targets, and a digest of each role's policy documents (policies are no secret). No value, digest or
 length of a value is ever in it. Applying it observes and plans again, with the values read again
 from their sources, and refuses when anything of that differs.
 """
@@ -107,6 +107,9 @@ def observed(plan: Plan, actual: Actual, desired: Desired) -> dict[str, dict[str
     for td in desired.task_definitions:
         current = actual.task_definitions.get(td.family)
         out[td.ref] = {"latestRevision": current.arn if current else None}
+    for rollout in actual.rollouts.values():   # a service deployed since: its roll may be done, or due anew
+        for service in rollout.services:
+            out[service.ref] = {"primaryDeployment": service.primary}
     for role in desired.roles:
         current = actual.roles.get(role.name)
         out[role.ref] = {"policies": None if current is None else _digest({

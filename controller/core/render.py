@@ -46,7 +46,8 @@ def change_lines(plan: Plan, change: Change, version: int | None = None,
     notes = ([f"from version {version}"] if version is not None else []) + ([change.note] if change.note else [])
     note = f" ({'; '.join(notes)})" if notes else ""
     # painted in three parts: a reset inside one painted string would end its colour at the name
-    lines = [paint(symbol, f"  {symbol} ") + paint("bold", change.ref) + paint(symbol, f" will be {change.action}d{note}")]
+    verb = "roll" if change.kind == "Service" else f"be {change.action}d"
+    lines = [paint(symbol, f"  {symbol} ") + paint("bold", _headline_ref(change)) + paint(symbol, f" will {verb}{note}")]
     for f in _fields(plan, change):
         lines += [paint(mark, line) for mark, line in _field_lines(change, f)]
     if change.ref in plan.not_compared and change.action == "update":
@@ -54,18 +55,24 @@ def change_lines(plan: Plan, change: Change, version: int | None = None,
     return lines
 
 
+def _headline_ref(change: Change) -> str:
+    """``Service prod/web``: a service's name holds a slash, so its kind is set apart by a space."""
+    return f"{change.kind} {change.name}" if change.kind == "Service" else change.ref
+
+
 def summary_line(plan: Plan) -> str:
     s = plan.summary()
+    rolls = f", {s['roll']} service(s) to roll" if s.get("roll") else ""
     if plan.not_compared:
         skipped = f"values not compared (--skip-values): {', '.join(plan.not_compared)}."
         if not plan.changes:
             return f"No changes, but {skipped}" if not plan.blockers else \
                 f"No changes can be planned; {len(plan.blockers)} object(s) blocked; {skipped}"
-        return f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete; {skipped}"
+        return f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete{rolls}; {skipped}"
     if not plan.changes:
         return "No changes. Everything is in sync." if not plan.blockers else \
             f"No changes can be planned; {len(plan.blockers)} object(s) blocked."
-    return f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete."
+    return f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete{rolls}."
 
 
 def _fields(plan: Plan, change: Change) -> tuple[FieldChange, ...]:
@@ -167,7 +174,7 @@ def as_json(plan: Plan) -> str:
 # ``outcomes``: each with ``change``, ``result`` (applied | failed | blocked | skipped), ``error`` and
 # ``assigned`` (what AWS gave the write: a parameter's ``version``, a revision's ``taskDefinitionArn``).
 
-DONE = {"create": "created", "update": "updated", "delete": "deleted"}
+DONE = {"create": "created", "update": "updated", "delete": "deleted", "roll": "rolled"}
 RESULTS = ("applied", "failed", "blocked", "skipped")
 
 
@@ -175,7 +182,8 @@ def applied_text(outcomes: list[Any]) -> str:
     lines = []
     for o in outcomes:
         if o.result == "applied":
-            lines.append(f"  {SYMBOL[o.change.action]} {o.change.ref}: {DONE[o.change.action]}"
+            done = DONE["roll" if o.change.kind == "Service" else o.change.action]
+            lines.append(f"  {SYMBOL[o.change.action]} {o.change.ref}: {done}"
                          + "".join(f", {_assigned(k, v)}" for k, v in o.assigned.items() if k != "revision"))
         else:
             lines.append(f"  ! {o.change.ref}: {o.change.action} {o.result}: {o.error}")

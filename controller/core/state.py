@@ -57,6 +57,34 @@ class PruneCandidates:
     roles_in_use: set[str] = field(default_factory=set)   # lower-cased names an ACTIVE revision runs as (execution, task)
 
 
+@dataclass(frozen=True)
+class ActualService:
+    """One ECS service a rollout targets, as DescribeServices showed it, and what its running revision reads."""
+    cluster: str                              # the cluster's name
+    name: str
+    status: str                               # ACTIVE | DRAINING | INACTIVE | MISSING (DescribeServices' failure)
+    controller: str = "ECS"                   # deploymentController.type
+    task_definition: str | None = None        # the revision it runs (service.taskDefinition)
+    primary: str | None = None                # the PRIMARY deployment's id
+    primary_created: float | None = None      # and its createdAt, in seconds since the epoch
+    reads: tuple[tuple[str, str, str], ...] = ()   # sources (``rollout.source``) its running revision reads
+    primary_state: str | None = None          # the PRIMARY deployment's rolloutState
+    primary_reason: str | None = None         # and rolloutStateReason
+
+    @property
+    def ref(self) -> str:
+        return f"Service/{self.cluster}/{self.name}"
+
+
+@dataclass
+class ActualRollout:
+    """What one TaskDefinition's spec.rollout found: its services and when each secret they read last changed."""
+    services: list[ActualService] = field(default_factory=list)
+    changed: dict[tuple[str, str, str], float] = field(default_factory=dict)   # source → last change (epoch seconds)
+    shown: dict[tuple[str, str, str], str] = field(default_factory=dict)       # source → that moment, as ISO 8601 UTC
+    problems: dict[str, str] = field(default_factory=dict)                        # "Service/…" → why unreadable
+
+
 @dataclass
 class Actual:
     ctx: Context
@@ -64,4 +92,5 @@ class Actual:
     roles: dict[str, ActualRole] = field(default_factory=dict)
     task_definitions: dict[str, ActualTaskDefinition] = field(default_factory=dict)
     missing: dict[tuple, str] = field(default_factory=dict)   # ("kms"|"ssm"|"secret", region, id), ("role", name) or ("policy", arn) → why
+    rollouts: dict[str, ActualRollout] = field(default_factory=dict)   # TaskDefinition ref → its services
     prune: PruneCandidates | None = None   # None: a run without --prune, which deletes nothing (keepRevisions too)

@@ -33,7 +33,7 @@ from controller.daemon.budget import BudgetCollector
 from controller.daemon.httpserver import Endpoints, Server
 from controller.daemon.lease import Lease, lease_aws, lease_name
 from controller.daemon.metrics import Metrics
-from controller.daemon.status import Pass, Table, iso
+from controller.daemon.status import Pass, Table, iso, owner_of
 from controller.daemon.watch import Watcher
 from controller.manifests.files import Sources
 from controller.vocab.problems import ControllerError, ManifestError
@@ -120,6 +120,7 @@ class Daemon:
     def reconcile(self) -> str:
         assert self.desired is not None
         result = reconcile.make(self.aws, self.desired, self.settings)
+        planned = result.plan.changes   # before the gate turns some into blockers
         gated, fingerprints = self.gate(result)
         leading = self.leading()
         for change in result.plan.changes:   # which fields, never their values
@@ -127,8 +128,11 @@ class Daemon:
             log.info("%s %s: %s", change.ref, "drifted" if change.action == "update" else f"to {change.action}",
                      paths, extra=_ctx("plan", change.ref))
         if leading:
-            reconcile.execute(self.aws, result, self.may_write, self._on_outcome)
-        p = Pass(result.plan, result.report if leading else None, gated, fingerprints)
+            reconcile.execute(self.aws, result, self.may_write, self._on_outcome,
+                              rollout_timeout=self.settings.rollout_timeout)
+        owners = {c.ref: owner_of(c) for c in planned if c.kind == "Service"}
+        owners.update({s.ref: td for td, r in result.actual.rollouts.items() for s in r.services})
+        p = Pass(result.plan, result.report if leading else None, gated, fingerprints, owners)
         return self.table.record(p, self.backoff, time.monotonic(), time.time())
 
     def gate(self, result: reconcile.Result) -> tuple[set[str], dict[str, str]]:
@@ -136,7 +140,7 @@ class Daemon:
         assert self.desired is not None
         now, held, fingerprints = time.monotonic(), {}, {}
         for change in result.plan.changes:
-            want = self.desired.get(change.ref)
+            want = self.desired.get(owner_of(change))   # a service's roll: its TaskDefinition's manifest
             if want is None:
                 continue  # a prune: the object left the manifests
             fp = fingerprints[change.ref] = backoff_.fingerprint(
@@ -150,6 +154,8 @@ class Daemon:
         if outcome.result == "applied":
             self.applied += 1
             self.metrics.applied([(outcome.change.kind, outcome.change.action)])
+        if outcome.change.kind == "Service":
+            self.metrics.rolled(outcome)
 
     def _finish(self, rid: str, started: float, result: str) -> None:
         duration = time.monotonic() - started
@@ -278,7 +284,8 @@ def run(args: argparse.Namespace, aws: Aws, sources: dict[str, Any] | None = Non
     on the first manifests, before the first reconcile (the sandbox's placeholders)."""
     for handler in logging.getLogger().handlers:
         handler.addFilter(ContextFilter())
-    settings = reconcile.Settings(isolate=True, clusters=tuple(getattr(args, "cluster", None) or ()), **(sources or {}))
+    settings = reconcile.Settings(isolate=True, clusters=tuple(getattr(args, "cluster", None) or ()),
+                                  rollout_timeout=getattr(args, "rollout_timeout", 900.0), **(sources or {}))
     metrics = Metrics()
     daemon = Daemon(aws, args.filename, settings, args.interval, metrics, owner=args.owner, seed=seed)
     if args.lease_table:

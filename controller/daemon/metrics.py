@@ -18,6 +18,9 @@ from controller.core.plan import KIND_ORDER
 PREFIX = "ecs_secrets_"
 STATES = ("in_sync", "drifted", "error", "blocked")
 RESULTS = ("success", "partial", "error")
+# how a service's roll ended: its deployment COMPLETED (or a later one replaced it), FAILED, ran past
+# --rollout-timeout, was left running at shutdown, the service was gone, or the roll was never sent
+ROLLOUT_RESULTS = ("completed", "failed", "timeout", "not_followed", "gone", "error", "blocked", "skipped")
 
 
 class Metrics:
@@ -44,8 +47,15 @@ class Metrics:
         self.is_leader = Gauge(f"{PREFIX}is_leader", "1 while this replica holds the lease and may write", registry=r)
         self.manifests_valid = Gauge(f"{PREFIX}manifests_valid", "0 while the manifests on disk do not validate "
                                      "(the last valid ones stay in force)", registry=r)
+        self.rollouts = Counter(f"{PREFIX}rollouts_total", "Services rolled by spec.rollout, by how it ended: "
+                                + ", ".join(ROLLOUT_RESULTS), ["result"], registry=r)
+        self.rollout_duration = Histogram(f"{PREFIX}rollout_duration_seconds", "From UpdateService to the end of "
+                                          "the deployment it started", buckets=(1, 5, 15, 30, 60, 120, 300, 600, 900,
+                                                                                1800), registry=r)
         for result in RESULTS:
             self.reconcile_total.labels(result)
+        for result in ROLLOUT_RESULTS:
+            self.rollouts.labels(result)
         self.set_resources({})
 
     def watch(self, aws: Aws) -> None:
@@ -78,5 +88,21 @@ class Metrics:
         for kind, action in changes:
             self.changes_applied.labels(kind, action).inc()
 
+    def rolled(self, outcome: Any) -> None:
+        """One service's roll has ended (an apply ``Outcome`` of a Service change)."""
+        self.rollouts.labels(rollout_result(outcome)).inc()
+        seconds = outcome.assigned.get("seconds")
+        if seconds is not None:
+            self.rollout_duration.observe(seconds)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def rollout_result(outcome: Any) -> str:
+    codes = {"RolloutFailed": "failed", "RolloutTimeout": "timeout", "ServiceGone": "gone"}
+    if outcome.code in codes:
+        return codes[outcome.code]
+    if outcome.result == "applied":
+        return "not_followed" if outcome.assigned.get("rolloutState") == "IN_PROGRESS" else "completed"
+    return {"failed": "error"}.get(outcome.result, outcome.result)

@@ -42,6 +42,7 @@ class Pass:
     report: Report | None                # None: this replica did not write (a follower)
     gated: set[str] = field(default_factory=set)       # changes held back by their backoff
     fingerprints: dict[str, str] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)   # a service's ref → its rollout's TaskDefinition ref
 
 
 class Table:
@@ -60,7 +61,9 @@ class Table:
             backoff.reset(ref)
         for b in p.plan.blockers:
             if b.ref in p.gated:
-                self._set(b.ref, "error", wall)              # keeps the error that started the backoff
+                self._set(p.owners.get(b.ref, b.ref), "error", wall)   # keeps the error that started the backoff
+            elif b.ref in p.owners:   # a service of a rollout: an error of its TaskDefinition
+                self._set(p.owners[b.ref], "blocked" if b.dependent else "error", wall, f"{b.ref}: {b.reason}")
             else:
                 self._set(b.ref, "blocked" if b.dependent else "error", wall, b.reason)
         changes = {c.ref: c for c in p.plan.changes}
@@ -78,21 +81,26 @@ class Table:
 
     def _outcome(self, outcome: Outcome, p: Pass, backoff: Backoff, mono: float, wall: float) -> None:
         change, result, error = outcome.change, outcome.result, outcome.error
-        if change.ref not in self.objects:
+        ref = owner_of(change)   # a service's roll shows on its TaskDefinition; it backs off on its own
+        if ref not in self.objects:
             return  # a prune of an object that left the manifests: counted in metrics, not tracked
         if result == "applied":
-            self._set(change.ref, "in_sync", wall)
-            self.objects[change.ref].last_change = {"action": change.action, "at": iso(wall)}
+            self._set(ref, "in_sync", wall)
+            self.objects[ref].last_change = {"action": change.action, "at": iso(wall)}
             backoff.reset(change.ref)
         elif result == "failed":
             entry = backoff.failed(change.ref, p.fingerprints.get(change.ref, ""), is_terminal(outcome.code), mono)
             when = "when the manifest or the object changes" if entry.retry_at is None else \
                 f"in {entry.retry_at - mono:.0f}s"
-            self._set(change.ref, "error", wall, f"{error} (attempt {entry.failures}; retry {when})", _paths(change))
+            where = f"{change.ref}: " if ref != change.ref else ""
+            self._set(ref, "error", wall, f"{where}{error} (attempt {entry.failures}; retry {when})", _paths(change))
         elif result == "blocked":
-            self._set(change.ref, "blocked", wall, error, _paths(change))
+            if ref == change.ref or self.objects[ref].state != "error":   # the failure that stopped it stays shown
+                self._set(ref, "blocked", wall, error if ref == change.ref else f"{change.ref}: {error}", _paths(change))
+        elif outcome.code == "ServiceGone":
+            self._set(ref, "in_sync", wall)
         else:  # skipped: not the leader any more, or shutting down
-            self._set(change.ref, "drifted", wall, pending=_paths(change))
+            self._set(ref, "drifted", wall, pending=_paths(change))
 
     def _set(self, ref: str, state: str, wall: float, error: str | None = None, pending: tuple[str, ...] = ()) -> None:
         s = self.objects.get(ref)
@@ -120,6 +128,11 @@ class Table:
                         "retry_in_seconds": None if not entry or entry.retry_at is None else
                         round(max(entry.retry_at - mono, 0.0), 1)}
         return out
+
+
+def owner_of(change: Change) -> str:
+    """The manifest object a change belongs to: a service's roll belongs to the TaskDefinition whose rollout it is."""
+    return getattr(change.op, "rollout", None) or change.ref if change.kind == "Service" else change.ref
 
 
 def _paths(change: Change) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ def check(manifest: Manifest) -> list[Problem]:
         problems.extend(_BY_KIND[obj.kind](obj))
     problems.extend(_duplicates(manifest))
     problems.extend(_references(manifest))
+    problems.extend(_rollout_services(manifest))
     problems.extend(_partitions(manifest))
     problems.extend(limits.problems(manifest))
     return problems
@@ -169,6 +170,18 @@ def _duplicates(manifest: Manifest) -> Iterator[Problem]:
                                   f"{first.doc.line} has the same {field}; keep one")
             else:
                 seen[k] = obj
+
+
+def _rollout_services(manifest: Manifest) -> Iterator[Problem]:
+    """A service runs one task definition: two rollouts of it would fight over which revision it runs."""
+    seen: dict[str, Obj] = {}
+    for obj in manifest.of("TaskDefinition"):
+        rollout = obj.spec.rollout
+        for i, service in enumerate((rollout.services or []) if rollout else []):
+            first = seen.setdefault(service, obj)
+            if first is not obj:
+                yield obj.problem(("spec", "rollout", "services", i), f"{service} is in the rollout of {first.ref} "
+                                  f"({first.file}:{first.doc.line}) too; a service runs one task definition: keep one")
 
 
 def _references(manifest: Manifest) -> Iterator[Problem]:

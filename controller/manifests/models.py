@@ -6,9 +6,10 @@ a TaskDefinition is checked against botocore's service model (``ecsmodel``), not
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 API_VERSION = "ecs-secrets/v1"
 DEFAULT_KMS_KEY = "alias/aws/ssm"
@@ -82,6 +83,35 @@ class ExecutionRoleSpec(Strict):
     deletionPolicy: DeletionPolicy = Field("Retain", description=_DELETION)
 
 
+_SERVICE = re.compile(r"[A-Za-z0-9_-]{1,255}/[A-Za-z0-9_-]{1,255}")   # CLUSTER/SERVICE: ECS's name rules for both
+
+
+def _service_name(value: str) -> str:
+    if not _SERVICE.fullmatch(value):
+        raise ValueError(f"{value!r} is not CLUSTER/SERVICE (each up to 255 letters, digits, '-' and '_'); write it "
+                         "like prod/web")
+    return value
+
+
+class Rollout(Strict):
+    """Which ECS services run this task definition, and when to start new tasks in them."""
+    services: list[Annotated[str, AfterValidator(_service_name)]] | None = Field(
+        None, min_length=1, description="the services, as CLUSTER/SERVICE")
+    discover: bool = Field(False, strict=True, description="every service whose task definition, deployments or "
+                           "task sets run a revision of this family (in the --cluster clusters, or all)")
+    onSecretChange: bool = Field(True, strict=True, description="a secret the service's revision reads changed "
+                                 "since its deployment started (by us or out of band): force a new deployment")
+    updateService: bool = Field(False, strict=True, description="the service does not run the family's latest "
+                                "revision (we registered one): move it there")
+    maxConcurrent: int = Field(1, ge=1, le=100, strict=True, description="services of this rollout deploying at once")
+
+    @model_validator(mode="after")
+    def which_services(self) -> "Rollout":
+        if (self.services is None) == (not self.discover):
+            raise ValueError("give services: [CLUSTER/SERVICE, ...] or discover: true (one of them)")
+        return self
+
+
 class TaskDefinitionSpec(BaseModel):
     """Our own fields; every other key is RegisterTaskDefinition input, checked against botocore."""
 
@@ -98,6 +128,8 @@ class TaskDefinitionSpec(BaseModel):
         "containerDefinitions[NAME].FIELD (NAME a container's name, or * for all) or a field of the task. Taken "
         "from the family's latest ACTIVE revision (the manifest's value only for the first one), never a diff, "
         "kept in every revision ecs-secrets registers")
+    rollout: Rollout | None = Field(None, description="roll the ECS services that run this task definition when "
+                                    "a secret they read changes, or when it gets a new revision")
 
     def ecs_fields(self) -> dict[str, Any]:
         return {"family": self.family, **(self.model_extra or {})}

@@ -62,10 +62,17 @@ ECS services: deployments that finish (moto leaves them IN_PROGRESS unless MOTO_
   settles COMPLETED (runningCount = desiredCount, the ACTIVE deployments drained away), or FAILED when a
   container image of its task definition contains ``FAIL_IMAGE_MARKER`` — the deterministic stand-in for
   "a task that cannot start" (runningCount 0, failedTasks = desiredCount or 1, the old deployment kept).
+
+Secrets Manager: when a version was made
+- ListSecretVersionIds gives each version its own ``CreatedDate`` (SecretVersionsListEntry API reference:
+  "The date and time this version of the secret was created"); moto answers the time of the call for every
+  version, so a secret would look changed at every look. Its dates keep their fraction of a second, as
+  the API's timestamps do (moto rounds them down to the second).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -75,6 +82,7 @@ from moto.core.utils import utcnow
 from moto.ecs import models as ecs_models
 from moto.ecs import responses as ecs_responses
 from moto.ecs.exceptions import EcsClientException, TaskDefinitionNotFoundException
+from moto.secretsmanager import models as sm_models
 from moto.utilities.utils import get_partition
 
 FAIL_IMAGE_MARKER = "faithful-cannot-start"
@@ -110,6 +118,7 @@ def install() -> None:
         _patch_register()
         _patch_latest_active()
         _patch_services()
+        _patch_secret_versions()
         _installed = True
 
 
@@ -332,3 +341,38 @@ def _patch_services() -> None:
     backend_cls.create_service = create_service
     backend_cls.update_service = update_service
     backend_cls.describe_services = describe_services
+
+
+# --- Secrets Manager versions -------------------------------------------------------------------
+
+def _patch_secret_versions() -> None:
+    backend_cls = sm_models.SecretsManagerBackend
+    original_add, original_rotate = backend_cls._add_secret, backend_cls.rotate_secret
+
+    def precise(secret: Any, started: float) -> None:
+        for version in getattr(secret, "versions", {}).values():
+            if isinstance(version.get("createdate"), int) and version["createdate"] == int(started):
+                version["createdate"] = started   # made by this call: the call's own moment, to the microsecond
+
+    def add_secret(self: Any, secret_id: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.time()
+        found = original_add(self, secret_id, *args, **kwargs)
+        precise(found[0], started)
+        return found
+
+    def rotate_secret(self: Any, secret_id: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.time()
+        found = original_rotate(self, secret_id, *args, **kwargs)
+        if secret_id in self.secrets:
+            precise(self.secrets[secret_id], started)
+        return found
+
+    def list_secret_version_ids(self: Any, secret_id: str) -> str:
+        secret = self.secrets[secret_id]
+        versions = [{"CreatedDate": v.get("createdate"), "VersionId": vid, "VersionStages": v["version_stages"]}
+                    for vid, v in secret.versions.items()]
+        return json.dumps({"ARN": secret.arn, "Name": secret.name, "NextToken": "", "Versions": versions})
+
+    backend_cls._add_secret = add_secret
+    backend_cls.rotate_secret = rotate_secret
+    backend_cls.list_secret_version_ids = list_secret_version_ids
