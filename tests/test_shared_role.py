@@ -242,3 +242,33 @@ def test_revisions_that_push_the_policy_over_iams_limit_are_named(world, capsys)
     assert "over IAM's 10,240" in out and "ACTIVE revisions outside the manifests (ci-big:1)" in out, out
     assert "deregister those no longer needed" in out
     assert policy() == before   # nothing narrowed, nothing half-written
+
+
+def test_the_daemon_describes_a_revision_once_and_forgets_it_when_deregistered(monkeypatch) -> None:
+    """Revisions are immutable (RegisterTaskDefinition API reference: a change registers a new revision),
+    so what one reads is remembered by its ARN for the life of the session: a later pass only lists."""
+    from moto import mock_aws
+
+    from controller.aws.revisions import ActiveRevisions
+    from controller.aws.session import Aws
+
+    def describes(aws: Aws) -> int:
+        return sum(n for (service, op, _), n in aws.calls.items() if op == "DescribeTaskDefinition")
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        ecs = boto3.client("ecs", region_name=REGION)
+        for i in range(3):
+            ecs.register_task_definition(family=f"f{i}", executionRoleArn=ROLE, containerDefinitions=[
+                {"name": "c", "image": "nginx", "memory": 64, "secrets": [{"name": "S", "valueFrom": f"/p/{i}"}]}])
+        aws = Aws(region=REGION, rate_limits="off")
+        first = ActiveRevisions(aws).of(REGION)
+        assert sorted(r.label for r in first) == ["f0:1", "f1:1", "f2:1"] and describes(aws) == 3
+        again = ActiveRevisions(aws).of(REGION)   # the daemon's next pass: a new observe, the same session
+        assert again == first and describes(aws) == 3
+        ecs.deregister_task_definition(taskDefinition="f1:1")
+        assert sorted(r.label for r in ActiveRevisions(aws).of(REGION)) == ["f0:1", "f2:1"]
+        assert describes(aws) == 3
+        fresh = Aws(region=REGION, rate_limits="off")   # another process (a one-shot run) remembers nothing
+        assert len(ActiveRevisions(fresh).of(REGION)) == 2 and describes(fresh) == 2
