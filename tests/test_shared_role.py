@@ -33,6 +33,9 @@ import pytest
 from controller.cli import main
 from controller.verify.iam_eval import Decision, NamedPolicy, Request, evaluate
 
+pytest.register_assert_rewrite("faultkit")
+from faultkit import ScriptedProxy, always  # noqa: E402
+
 ACCOUNT, REGION = "123456789012", "us-east-1"   # moto's
 ROLE = "shared-exec"
 
@@ -132,7 +135,7 @@ def world(aws_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict
                                                     KmsKeyId=sm_key["Arn"])["ARN"]
     (tmp_path / "a.yaml").write_text(A)
     (tmp_path / "b.yaml").write_text(B.replace("SECRET_ARN", secret))
-    return {"dir": tmp_path, "a": str(tmp_path / "a.yaml"), "key": key["Arn"], "sm_key": sm_key["Arn"],
+    return {"aws": aws_env, "dir": tmp_path, "a": str(tmp_path / "a.yaml"), "key": key["Arn"], "sm_key": sm_key["Arn"],
             "secret": secret, "values": values}
 
 
@@ -272,3 +275,65 @@ def test_the_daemon_describes_a_revision_once_and_forgets_it_when_deregistered(m
         assert describes(aws) == 3
         fresh = Aws(region=REGION, rate_limits="off")   # another process (a one-shot run) remembers nothing
         assert len(ActiveRevisions(fresh).of(REGION)) == 2 and describes(fresh) == 2
+
+
+# --- the pure part: which revisions count, and what of theirs is granted --------------------------------
+
+def _revision(family: str, role: str | None, *value_froms: str) -> dict:
+    return {"taskDefinitionArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:1",
+            "family": family, "revision": 1, "executionRoleArn": role,
+            "containerDefinitions": [{"name": "c", "secrets": [{"name": f"S{i}", "valueFrom": v}
+                                                               for i, v in enumerate(value_froms)]}]}
+
+
+def test_resolve_keeps_only_what_the_revisions_of_the_role_read(tmp_path: Path) -> None:
+    from controller.core.desired import Context
+    from controller.core.revisions import revision_of
+    from controller.core.validate import load
+
+    (tmp_path / "a.yaml").write_text(A)
+    desired = load(tmp_path, REGION)
+    found = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:found"
+    bodies = [
+        _revision("by-path-and-case", f"arn:aws:iam::{ACCOUNT}:role/team/SHARED-EXEC", "/kept/one"),
+        _revision("other-role", "other-exec", "/not/granted"),
+        _revision("other-account", f"arn:aws:iam::210987654321:role/{ROLE}", "/not/granted/either"),
+        _revision("no-role", None, "/nor/this"),
+        _revision("secrets", ROLE, found, f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:gone",
+                  f"arn:aws:ssm:{REGION}:210987654321:parameter/elsewhere", "/svc-a/db"),
+        _revision("same-as-manifests", ROLE, "/svc-a/db"),
+    ]
+    ctx = Context(account=ACCOUNT, region=REGION, revisions=tuple(revision_of(b, REGION) for b in bodies),
+                  secret_arns={(REGION, found): found + "-AbCdEf"}, secret_keys={found + "-AbCdEf": "k1"},
+                  key_arns={(REGION, "k1"): f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k1"})
+    role = desired.resolve(ctx).roles[0]
+    doc = json.dumps(role.inline)
+    assert param_arn("/kept/one") in doc and param_arn("/svc-a/db") in doc
+    assert found + "-AbCdEf" in doc and "key/k1" in doc
+    assert "not/granted" not in doc and "nor/this" not in doc and "secret:gone" not in doc
+    assert "210987654321" not in doc   # ECS reads no other account's parameter
+    assert role.kept == ("by-path-and-case:1", "secrets:1")   # same-as-manifests adds nothing: not named
+    # without revisions: exactly the manifests' needs, as before
+    assert json.dumps(desired.resolve(Context(account=ACCOUNT, region=REGION)).roles[0].inline).count("parameter/") == 1
+
+
+@pytest.mark.slow  # a proxy in front of moto: several seconds
+def test_a_revisions_secret_that_cannot_be_read_blocks_the_role_rather_than_dropping_its_grant(
+        world, capsys, monkeypatch):
+    """DescribeSecret denied (Secrets Manager API reference, DescribeSecret: needs secretsmanager:DescribeSecret;
+    an identity policy without it gets AccessDeniedException): the key of a secret a running revision reads
+    is unknown, so the role is left as it is and the run stops, as for a secret of the manifests."""
+    secret = client("secretsmanager").create_secret(Name="ci/denied", SecretString=secrets.token_urlsafe(8))["ARN"]
+    assert run(capsys, "reconcile", "-f", world["a"])[0] == 0
+    client("ecs").register_task_definition(family="ci-denied", executionRoleArn=ROLE, containerDefinitions=[
+        {"name": "c", "image": "nginx", "memory": 64, "secrets": [{"name": "S", "valueFrom": secret}]}])
+    Path(world["a"]).write_text(A.replace("memory: 256", "memory: 512"))   # a change of a's own, to be held back
+    before = policy()
+    denied = always(400, "AccessDeniedException", "User is not authorized to perform: secretsmanager:DescribeSecret")
+    with ScriptedProxy(world["aws"], script=[("secretsmanager:DescribeSecret", None, denied)]) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        code, out = run(capsys, "reconcile", "-f", world["a"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", world["aws"])
+    assert code == 1 and "cannot read Secrets Manager secret" in out and "AccessDeniedException" in out, out
+    assert policy() == before
+    assert len(client("ecs").list_task_definitions(familyPrefix="svc-a")["taskDefinitionArns"]) == 1
