@@ -337,3 +337,20 @@ def test_a_revisions_secret_that_cannot_be_read_blocks_the_role_rather_than_drop
     assert code == 1 and "cannot read Secrets Manager secret" in out and "AccessDeniedException" in out, out
     assert policy() == before
     assert len(client("ecs").list_task_definitions(familyPrefix="svc-a")["taskDefinitionArns"]) == 1
+
+
+def test_controller_policy_lets_observe_read_what_revisions_outside_the_manifests_read(tmp_path: Path) -> None:
+    """Their secrets and keys are named only in the revisions: DescribeSecret (metadata; Secrets Manager API
+    reference) and DescribeKey on the Region's, never a value; the scan's ECS reads support only "*"
+    (Service Authorization Reference, Amazon ECS: ListTaskDefinitions, DescribeTaskDefinition)."""
+    from controller.core import permissions
+    from controller.core.validate import load
+
+    (tmp_path / "a.yaml").write_text(A)
+    doc = permissions.policy_for(load(tmp_path, REGION), permissions.Target(account=ACCOUNT, region=REGION))
+    ci_secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ci/registry-AbCdEf"
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/any"
+    for action, resource in (("secretsmanager:DescribeSecret", ci_secret), ("kms:DescribeKey", key),
+                             ("ecs:ListTaskDefinitions", "*"), ("ecs:DescribeTaskDefinition", "*")):
+        assert evaluate([NamedPolicy("controller", doc)], Request(action, resource)).decision == Decision.ALLOW, action
+    assert not any("secretsmanager:GetSecretValue" in s["Action"] for s in doc["Statement"])
