@@ -9,6 +9,12 @@ No-op check, with ownership and drift detection (issue 5)::
                      pages of iam:GetAccountAuthorizationDetails(Filter=[Role]), 1,000 roles a page,
                      each with its trust policy, tags, inline and attached policies)
   + R            ecs:DescribeTaskDefinition (no batch form)
+  + pages(A)     ecs:ListTaskDefinitions(status=ACTIVE), 100 ARNs a page: every ACTIVE revision A of the
+                 Region, because ECS cannot list by role and each one running as a declared role keeps its
+                 grants (README, "A shared execution role")
+  + O            ecs:DescribeTaskDefinition of the ACTIVE revisions that are not the latest of a declared
+                 family (older revisions, other families, CI's); the latest ones were just read. A one-shot
+                 pays O every run; the daemon remembers a described revision and pays only for new ones
   + 0            kms:DescribeKey / secretsmanager:DescribeSecret: the workload has no custom key or secret
 
 Cold create: the same reads find nothing. A tag-filtered listing returns one empty page; absence of the
@@ -18,6 +24,7 @@ N names is proven by name-filtered DescribeParameters (50 names a call) rather t
 3 per role (CreateRole with tags, PutRolePolicy, AttachRolePolicy), R RegisterTaskDefinition.
 
 Update (one new value, one new image): the no-op reads, then 1 PutParameter and 1 RegisterTaskDefinition.
+The no-op check after it ("noop2", a one-shot) describes the revision the update left ACTIVE: O = 1.
 
 Daemon no-op (``run``, a pass after one that read or wrote every value): the no-op's reads without a
 single GetParameters. The daemon remembers the version it read or wrote (``controller/aws/known.py``), and
@@ -49,6 +56,7 @@ class Pages:
     describe_parameters: int = 50
     moto_describe: bool = False            # floor(k/10) + 1 calls for k items
     gaad: int = 1000                       # roles a GetAccountAuthorizationDetails page; 0: one page
+    task_definitions: int = 100            # ARNs a ListTaskDefinitions page; 0: one page (moto)
 
     def describe(self, items: int) -> int:
         if self.moto_describe:
@@ -58,9 +66,18 @@ class Pages:
     def gaad_pages(self, roles: int) -> int:
         return 1 if self.gaad == 0 else max(1, math.ceil(roles / self.gaad))
 
+    def task_definition_pages(self, active: int) -> int:
+        return 1 if self.task_definitions == 0 else max(1, math.ceil(active / self.task_definitions))
+
 
 AWS = Pages()
-MOTO = Pages(describe_parameters=10, moto_describe=True, gaad=0)
+MOTO = Pages(describe_parameters=10, moto_describe=True, gaad=0, task_definitions=0)
+
+
+def revision_scan(r: int, pages: Pages, active: int, older: int) -> Calls:
+    """With a declared role: every ACTIVE revision listed; those not read already described."""
+    return Calls({("ecs", "ListTaskDefinitions"): pages.task_definition_pages(active),
+                  ("ecs", "DescribeTaskDefinition"): older}) if r else Calls()
 
 
 def iam_reads(r: int, pages: Pages, account_roles: int | None = None) -> Calls:
@@ -71,11 +88,12 @@ def iam_reads(r: int, pages: Pages, account_roles: int | None = None) -> Calls:
     return Calls({("iam", "GetAccountAuthorizationDetails"): listing}) if r else Calls()
 
 
-def noop(n: int, pages: Pages = AWS, account_roles: int | None = None) -> Calls:
+def noop(n: int, pages: Pages = AWS, account_roles: int | None = None, older: int = 0) -> Calls:
+    """``older``: ACTIVE revisions besides the latest of each declared family (O above)."""
     r = roles_for(n)
     calls = Calls({("sts", "GetCallerIdentity"): 1, ("ssm", "GetParameters"): math.ceil(n / GET_PARAMETERS_BATCH),
                    ("ssm", "DescribeParameters"): pages.describe(n), ("ecs", "DescribeTaskDefinition"): r})
-    return calls + iam_reads(r, pages, account_roles)
+    return calls + iam_reads(r, pages, account_roles) + revision_scan(r, pages, r + older, older)
 
 
 def daemon_noop(n: int, pages: Pages = AWS, account_roles: int | None = None) -> Calls:
@@ -89,7 +107,7 @@ def cold(n: int, pages: Pages = AWS, account_roles: int | None = None) -> Calls:
     describes = pages.describe(0) + math.ceil(n / NAME_FILTER_BATCH) * pages.describe(0)
     reads = Calls({("sts", "GetCallerIdentity"): 1, ("ssm", "DescribeParameters"): describes,
                    ("ecs", "DescribeTaskDefinition"): r, ("iam", "GetPolicy"): 1 if r else 0}) \
-        + iam_reads(r, pages, account_roles or 0)
+        + iam_reads(r, pages, account_roles or 0) + revision_scan(r, pages, 0, 0)
     writes = Calls({("ssm", "PutParameter"): n, ("iam", "CreateRole"): r, ("iam", "PutRolePolicy"): r,
                     ("iam", "AttachRolePolicy"): r, ("ecs", "RegisterTaskDefinition"): r})
     return reads + writes
@@ -101,7 +119,9 @@ def update(n: int, pages: Pages = AWS, account_roles: int | None = None) -> Call
 
 def phase(name: str, n: int, pages: Pages = AWS, account_roles: int | None = None) -> Calls:
     """The model of one benchmark phase ("noop2" is the no-op check after the update)."""
-    fn = {"cold": cold, "noop": noop, "update": update, "noop2": noop}[name]
+    if name == "noop2":
+        return noop(n, pages, account_roles, older=1)   # the revision the update replaced is still ACTIVE
+    fn = {"cold": cold, "noop": noop, "update": update}[name]
     return fn(n, pages, account_roles)
 
 

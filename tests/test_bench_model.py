@@ -23,28 +23,30 @@ def test_describe_pages(items: int, aws: int, moto: int) -> None:
 
 @pytest.mark.parametrize("n, pages, expected", [
     # 1 sts + ceil(N/10) GetParameters + DescribeParameters pages + IAM + R DescribeTaskDefinition
+    # + the ACTIVE revisions listed, 100 a page (the R latest ones; no older revision to describe)
     (100, model.AWS, {("sts", "GetCallerIdentity"): 1, ("ssm", "GetParameters"): 10,
                       ("ssm", "DescribeParameters"): 2, ("iam", "GetAccountAuthorizationDetails"): 1,
-                      ("ecs", "DescribeTaskDefinition"): 10}),
+                      ("ecs", "DescribeTaskDefinition"): 10, ("ecs", "ListTaskDefinitions"): 1}),
     (1000, model.AWS, {("sts", "GetCallerIdentity"): 1, ("ssm", "GetParameters"): 100,
                        ("ssm", "DescribeParameters"): 20, ("iam", "GetAccountAuthorizationDetails"): 1,
-                       ("ecs", "DescribeTaskDefinition"): 100}),
+                       ("ecs", "DescribeTaskDefinition"): 100, ("ecs", "ListTaskDefinitions"): 1}),
     (1000, model.MOTO, {("sts", "GetCallerIdentity"): 1, ("ssm", "GetParameters"): 100,
                         ("ssm", "DescribeParameters"): 101, ("iam", "GetAccountAuthorizationDetails"): 1,
-                        ("ecs", "DescribeTaskDefinition"): 100}),
+                        ("ecs", "DescribeTaskDefinition"): 100, ("ecs", "ListTaskDefinitions"): 1}),
     (10000, model.AWS, {("sts", "GetCallerIdentity"): 1, ("ssm", "GetParameters"): 1000,
                         ("ssm", "DescribeParameters"): 200, ("iam", "GetAccountAuthorizationDetails"): 1,
-                        ("ecs", "DescribeTaskDefinition"): 1000}),
+                        ("ecs", "DescribeTaskDefinition"): 1000, ("ecs", "ListTaskDefinitions"): 10}),
     (5, model.AWS, {("sts", "GetCallerIdentity"): 1, ("ssm", "GetParameters"): 1, ("ssm", "DescribeParameters"): 1,
-                    ("iam", "GetAccountAuthorizationDetails"): 1, ("ecs", "DescribeTaskDefinition"): 1}),
+                    ("iam", "GetAccountAuthorizationDetails"): 1, ("ecs", "DescribeTaskDefinition"): 1, ("ecs", "ListTaskDefinitions"): 1}),
 ])
 def test_noop_model(n: int, pages: model.Pages, expected: dict) -> None:
     assert dict(model.noop(n, pages)) == expected
 
 
-@pytest.mark.parametrize("n, total", [(100, 53 - 30 + 1), (1000, 222), (10000, 2202)])
+@pytest.mark.parametrize("n, total", [(100, 53 - 30 + 1 + 1), (1000, 222 + 1), (10000, 2202 + 10)])
 def test_noop_totals_on_aws(n: int, total: int) -> None:
-    """The issue's formula, with the account-wide role listing standing in for 3 reads per role."""
+    """The issue's formula, with the account-wide role listing standing in for 3 reads per role, plus the
+    listing of the ACTIVE revisions (R of them, 100 a page) that keeps a shared role's grants."""
     assert model.total(model.noop(n)) == total
 
 
@@ -59,12 +61,12 @@ def test_iam_reads_take_the_cheaper_form(account_roles: int | None, r: int, iam:
 
 
 @pytest.mark.parametrize("n, pages, describes, total", [
-    # reads: sts + tag listing (one empty page) + ceil(N/50) name-filtered + GAAD + R + 1 GetPolicy;
-    # writes N + 3R + R
-    (100, model.AWS, 3, 1 + 3 + 1 + 10 + 1 + 100 + 30 + 10),
-    (1000, model.AWS, 21, 1 + 21 + 1 + 100 + 1 + 1000 + 300 + 100),
-    (1000, model.MOTO, 21, 1524),
-    (10000, model.MOTO, 201, 1 + 201 + 1 + 1000 + 1 + 10000 + 3000 + 1000),
+    # reads: sts + tag listing (one empty page) + ceil(N/50) name-filtered + GAAD + R + 1 GetPolicy
+    # + 1 ListTaskDefinitions (an empty page: no ACTIVE revision yet); writes N + 3R + R
+    (100, model.AWS, 3, 1 + 3 + 1 + 10 + 1 + 1 + 100 + 30 + 10),
+    (1000, model.AWS, 21, 1 + 21 + 1 + 100 + 1 + 1 + 1000 + 300 + 100),
+    (1000, model.MOTO, 21, 1524 + 1),
+    (10000, model.MOTO, 201, 1 + 201 + 1 + 1000 + 1 + 1 + 10000 + 3000 + 1000),
 ])
 def test_cold_model(n: int, pages: model.Pages, describes: int, total: int) -> None:
     calls = model.cold(n, pages)
@@ -77,7 +79,10 @@ def test_cold_model(n: int, pages: model.Pages, describes: int, total: int) -> N
 def test_update_is_the_noop_plus_two_writes() -> None:
     diff = model.update(1000, model.MOTO) - model.noop(1000, model.MOTO)
     assert dict(diff) == {("ssm", "PutParameter"): 1, ("ecs", "RegisterTaskDefinition"): 1}
-    assert model.phase("noop2", 1000) == model.noop(1000)
+    # the check after the update also describes the revision the update left ACTIVE (a one-shot remembers
+    # none), and its 101 ACTIVE revisions take a second page
+    assert model.phase("noop2", 1000) == model.noop(1000) + model.Calls({("ecs", "DescribeTaskDefinition"): 1,
+                                                                         ("ecs", "ListTaskDefinitions"): 1})
 
 
 @pytest.mark.parametrize("n, r, files", [(1, 1, 3), (10, 1, 3), (11, 2, 3), (1000, 100, 4), (10000, 1000, 24)])
@@ -147,3 +152,11 @@ def test_a_daemon_no_op_is_the_no_op_without_a_decrypting_read(n: int) -> None:
     daemon, once = model.daemon_noop(n), model.noop(n)
     assert ("ssm", "GetParameters") not in daemon
     assert model.total(once) - model.total(daemon) == -(-n // 10)
+@pytest.mark.parametrize("older, pages, listings", [(0, model.AWS, 1), (1, model.AWS, 1), (950, model.AWS, 10),
+                                                    (950, model.MOTO, 1)])
+def test_older_active_revisions_are_listed_and_described_once_each(older: int, pages: model.Pages,
+                                                                   listings: int) -> None:
+    """N = 500: R = 50 latest revisions, read anyway; each older ACTIVE revision costs one describe."""
+    calls = model.noop(500, pages, older=older)
+    assert calls[("ecs", "ListTaskDefinitions")] == listings
+    assert calls[("ecs", "DescribeTaskDefinition")] == 50 + older

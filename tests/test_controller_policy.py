@@ -353,8 +353,7 @@ UNEXERCISED = {
     "ssm:ListTagsForResource",    # read back after a lost reply: see the ambiguous-writes test
     "kms:GenerateDataKey",        # SSM uses it for Advanced-tier parameters only
     "iam:DeleteRolePolicy",       # a role no task definition reads through: see the prune test
-    "ecs:ListTaskDefinitions",    # the latest revision is not ours, or keepRevisions with --prune: the prune test
-}
+}   # ecs:ListTaskDefinitions: every reconcile with a declared role lists the ACTIVE revisions that run as it
 
 
 @pytest.mark.slow  # CI time: covered again by `-m slow` (README, Testing)

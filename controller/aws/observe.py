@@ -3,7 +3,9 @@
 What to read is ``Desired.reads``; how many calls it costs is what the APIs allow: GetParameters
 10 names a call, DescribeParameters 50 a page (its tag filter says what we own, so tags are never
 read per parameter; ``observe_ssm``), one call per family (``observe_ecs``), and three per role or one
-account-wide listing for many roles (``observe_iam``).
+account-wide listing for many roles (``observe_iam``). With a declared ExecutionRole, every ACTIVE revision
+of the Region (``revisions``: one listing, a describe per revision not yet known), and then what those
+that run as a declared role read and no one else asked for: their parameters' and secrets' keys.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from controller.aws.observe_iam import read_roles
 from controller.aws.observe_prune import read_prune_candidates
 from controller.aws.observe_services import read_rollouts
 from controller.aws.observe_ssm import read_parameters
+from controller.aws.revisions import ActiveRevisions
 from controller.aws.session import Aws, error_code
-from controller.core.desired import Context, Desired, is_aws_managed_key
+from controller.core.desired import Context, Desired, RegionReads, is_aws_managed_key
+from controller.core.revisions import Revision, running_as
 from controller.core.state import Actual
+from controller.vocab import arns
 from controller.vocab.sensitive import Sensitive
 from controller.vocab.taskreads import s3_object
 
@@ -51,6 +56,9 @@ def observe(aws: Aws, desired: Desired, prune: bool = False, clusters: tuple[str
         actual = Actual(ctx=Context(account=account_id, region=aws.region, partition=partition))
         _merge(actual, params, secrets, roles.result(), tds.result())
         actual.rollouts = rollouts.result()
+        scan = ActiveRevisions(aws)
+        scan.seed(aws.region, (td.body for td in actual.task_definitions.values()))
+        running = pool.submit(_running, scan, desired, actual.ctx) if desired.roles else None
         for future in objects:
             actual.missing.update(future.result())
         keys = {(r, k) for r, n in wants.items() for k in n.keys}
@@ -58,9 +66,57 @@ def observe(aws: Aws, desired: Desired, prune: bool = False, clusters: tuple[str
         keys |= {(arn.split(":")[3], k) for arn, k in actual.ctx.secret_keys.items() if k}
         key_arns = dict(pool.map(lambda rk: (rk, _key_arn(aws, *rk, actual.missing)), sorted(keys)))
     actual.ctx = replace(actual.ctx, key_arns=key_arns)
+    if running is not None:
+        _revision_needs(aws, desired, actual, running.result())
     if prune:
-        actual.prune = read_prune_candidates(aws, desired, in_use)
+        actual.prune = read_prune_candidates(aws, desired, in_use, scan)
     return actual
+
+
+def _running(scan: ActiveRevisions, desired: Desired, ctx: Context) -> list[Revision]:
+    """The ACTIVE revisions of the controller's Region (where its task definitions are registered) whose
+    execution role is a declared one."""
+    revisions = scan.of(ctx.region)
+    role_arns = [arns.role_arn(ctx.partition, ctx.account, r.path, r.name) for r in desired.roles]
+    return sorted({rev for arn in role_arns for rev in running_as(revisions, arn, ctx.account)}, key=lambda r: r.arn)
+
+
+def _revision_needs(aws: Aws, desired: Desired, actual: Actual, revisions: list[Revision]) -> None:
+    """Keys of the parameters and secrets only those revisions read. One that does not exist is not
+    looked for again (none of their tasks can read it: nothing to grant); a failed read blocks the role."""
+    ctx = actual.ctx
+    undeclared: dict[str, set[str]] = {}
+    secret_ids: dict[str, set[str]] = {}
+    for rev in revisions:
+        for ref in rev.references:
+            region = ref.region or rev.region
+            known_missing = {("ssm", region, ref.name), ("secret", region, ref.secret_id)} & actual.missing.keys()
+            if (ref.account or ctx.account) != ctx.account or known_missing:
+                continue
+            if ref.secret_id and (region, ref.secret_id) not in ctx.secret_arns:
+                secret_ids.setdefault(region, set()).add(ref.secret_id)
+            elif not ref.secret_id and ref.service == "ssm" and (region, ref.name) not in desired.parameters \
+                    and (region, ref.name) not in actual.parameters:
+                undeclared.setdefault(region, set()).add(ref.name)
+    param_keys, secret_arns, secret_keys = dict(ctx.param_keys), dict(ctx.secret_arns), dict(ctx.secret_keys)
+    failed: dict = {}
+    for region, names in sorted(undeclared.items()):
+        found, _ = read_parameters(aws, region, RegionReads(undeclared=names), desired.owner)  # absent: nothing
+        param_keys.update({(region, p.name): p.key_id for p in found if p.key_id})
+    for region, ids in sorted(secret_ids.items()):
+        found_arns, keys, missing = _read_secrets(aws, region, ids)
+        secret_arns.update({(region, s): a for s, a in found_arns.items()})
+        secret_keys.update(keys)
+        failed.update(missing)
+    keys = {(r, k) for (r, _), k in param_keys.items() if not is_aws_managed_key(k)}
+    keys |= {(a.split(":")[3], k) for a, k in secret_keys.items() if k}
+    key_arns = dict(ctx.key_arns)
+    for region, key in sorted(keys - set(key_arns)):
+        key_arns[(region, key)] = _key_arn(aws, region, key, failed)
+    # "cannot read": the grant may be needed and is unknown, so the role waits; "does not exist": not needed
+    actual.missing.update({k: why for k, why in failed.items() if why.startswith("cannot ")})
+    actual.ctx = replace(ctx, param_keys=param_keys, secret_arns=secret_arns, secret_keys=secret_keys,
+                         key_arns=key_arns, revisions=tuple(revisions))
 
 
 def _account(aws: Aws) -> tuple[str, str]:

@@ -13,15 +13,16 @@ from typing import Any
 from controller.aws.inuse import InUse
 from controller.aws.observe_ecs import active_revisions
 from controller.aws.observe_ssm import actual_parameter, describe_parameters, tag_filter
+from controller.aws.revisions import ActiveRevisions
 from controller.aws.session import Aws
 from controller.core.desired import DELETION_TAG, OWNER_TAG, Desired
 from controller.core.state import ActualRole, PruneCandidates
-from controller.vocab.arns import BadReference, parse_value_from, role_name_from_arn
-from controller.vocab.secretrefs import secret_uses
-from controller.vocab.taskreads import REFERENCE, reference, task_reads
+from controller.vocab.arns import role_name_from_arn
 
 
-def read_prune_candidates(aws: Aws, desired: Desired, in_use: InUse | None = None) -> PruneCandidates:
+def read_prune_candidates(aws: Aws, desired: Desired, in_use: InUse | None = None,
+                          scan: ActiveRevisions | None = None) -> PruneCandidates:
+    """``scan``: observe's, so that a Region it listed already is not listed again."""
     out, owner, declared = PruneCandidates(), desired.owner, desired.parameters
     filters = [tag_filter(OWNER_TAG, owner), tag_filter(DELETION_TAG, "Delete")]
     regions = {aws.region} | set(desired.reads) | {r for r, _ in declared}
@@ -34,8 +35,9 @@ def read_prune_candidates(aws: Aws, desired: Desired, in_use: InUse | None = Non
                                      in_use or InUse(aws))
     if out.parameters or out.roles:
         regions |= {p.region for p in out.parameters}
+        scan = scan or ActiveRevisions(aws)
         for region in sorted(regions):
-            _referenced(aws.client("ecs", region), region, out)
+            _referenced(scan.of(region), out)
     return out
 
 
@@ -84,22 +86,13 @@ def _families(aws: Aws, declared: set[str], owner: str, in_use: InUse) -> dict[s
     return out
 
 
-def _referenced(ecs: Any, region: str, out: PruneCandidates) -> None:
-    """What the ACTIVE revisions of one Region read and run as: parameters, execution and task roles."""
-    for page in ecs.get_paginator("list_task_definitions").paginate(status="ACTIVE"):
-        for arn in page["taskDefinitionArns"]:
-            body = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
-            for use in secret_uses(body):
-                ref = parse_value_from(use.value_from)
-                if ref.service == "ssm":
-                    out.referenced.add((ref.region or region, ref.name))
-            for read in task_reads(body):   # an FSx credentials parameter, a credential spec in SSM
-                try:
-                    ref = reference(read) if read.kind == REFERENCE else None
-                except BadReference:
-                    continue
-                if ref is not None and ref.service == "ssm":
-                    out.referenced.add((ref.region or region, ref.name))
-            for key in ("executionRoleArn", "taskRoleArn"):
-                if body.get(key):   # an ARN (any path) or a bare name; IAM role names ignore case
-                    out.roles_in_use.add(role_name_from_arn(body[key]).lower())
+def _referenced(revisions: list, out: PruneCandidates) -> None:
+    """What the ACTIVE revisions of one Region read and run as: parameters (container secrets, an FSx
+    credentials parameter, a credential spec in SSM), execution and task roles."""
+    for rev in revisions:
+        for ref in rev.references:
+            if ref.service == "ssm":
+                out.referenced.add((ref.region or rev.region, ref.name))
+        for role in (rev.execution_role, rev.task_role):
+            if role:   # an ARN (any path) or a bare name; IAM role names ignore case
+                out.roles_in_use.add(role_name_from_arn(role).lower())

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from controller.manifests.documents import Manifest, Obj
 from controller.manifests.external import FieldPath, paths as field_paths
 from controller.manifests.models import DEFAULT_KMS_KEY, ValueSource, ecs_input
+from controller.core.revisions import Revision, running_as
 from controller.vocab import arns, policy
 from controller.vocab.arns import Reference, parse_value_from
 from controller.vocab.problems import ManifestError, Problem
@@ -42,6 +43,7 @@ class Context:
     secret_keys: Mapping[str, str | None] = field(default_factory=dict)            # secret ARN → its KMS key id, if custom
     param_keys: Mapping[tuple[str, str], str] = field(default_factory=dict)        # (region, name) → KeyId of an undeclared parameter
     role_arns: Mapping[str, str] = field(default_factory=dict)                     # external role name → ARN
+    revisions: tuple[Revision, ...] = ()   # ACTIVE revisions that run as a declared role (``core.revisions``)
 
 
 def is_aws_managed_key(key_id: str | None) -> bool:
@@ -101,6 +103,8 @@ class DesiredRole:
     arn: str | None = None                      # after resolve
     grants: Grants | None = None                # after resolve: what its derived inline policy allows
     inline: dict | None = None                  # after resolve: that policy's document (None: it allows nothing)
+    kept: tuple[str, ...] = ()                  # after resolve: ACTIVE revisions (family:rev) whose grants
+                                                # the policy keeps beyond what the manifests need
 
     @property
     def ref(self) -> str:
@@ -306,9 +310,18 @@ def _reads(parameters: Mapping[tuple[str, str], DesiredParameter], tds: Any, reg
 # --- resolving -----------------------------------------------------------------------------------
 
 def _resolved_role(role: DesiredRole, declared: Mapping[tuple[str, str], DesiredParameter], ctx: Context) -> DesiredRole:
+    """The manifests' needs, plus what every ACTIVE revision running as the role reads: running services
+    and rollbacks keep their secrets until those revisions are deregistered."""
     grants = grants_for(role.references, declared, ctx, role.files)
-    return replace(role, arn=arns.role_arn(ctx.partition, ctx.account, role.path, role.name), grants=grants,
-                   inline=grants.document())
+    arn = arns.role_arn(ctx.partition, ctx.account, role.path, role.name)
+    needed, kept = grants.copy(), []
+    for rev in sorted(running_as(ctx.revisions, arn, ctx.account), key=lambda r: r.arn):
+        own = [r for r in rev.references if (r.account or ctx.account) == ctx.account]  # ECS reads no other account's
+        extra = grants_for(own, declared, replace(ctx, region=rev.region), rev.files, known_only=True)
+        if not extra.within(needed):
+            kept.append(rev.label)
+        grants.merge(extra)
+    return replace(role, arn=arn, grants=grants, inline=grants.document(), kept=tuple(kept))
 
 
 def _resolved_task_definition(td: DesiredTaskDefinition, roles: Mapping[str, DesiredRole],
@@ -345,13 +358,29 @@ class Grants:
     def document(self) -> dict | None:
         return policy.derive(self.parameters, self.secrets, self.keys, self.objects, self.buckets, self.log_groups)
 
+    _ALLOWS = ("parameters", "secrets", "keys", "objects", "buckets", "log_groups")
+
+    def within(self, other: Grants) -> bool:
+        """Everything this allows, ``other`` allows too."""
+        return all(getattr(self, name) <= getattr(other, name) for name in self._ALLOWS)
+
+    def merge(self, other: Grants) -> None:
+        for name in self._ALLOWS + ("lookups",):
+            getattr(self, name).update(getattr(other, name))
+
+    def copy(self) -> Grants:
+        return Grants(**{name: set(getattr(self, name)) for name in self._ALLOWS + ("lookups",)})
+
 
 def grants_for(refs: Any, declared: Mapping[tuple[str, str], DesiredParameter], ctx: Context,
-               reads: Any = ()) -> Grants:
-    """``refs``: what is read from SSM and Secrets Manager; ``reads``: the S3 files and log groups (``files``)."""
+               reads: Any = (), known_only: bool = False) -> Grants:
+    """``refs``: what is read from SSM and Secrets Manager; ``reads``: the S3 files and log groups (``files``).
+
+    ``known_only`` (an ACTIVE revision's reads): a secret or key observe did not find is left out (it does
+    not exist: no task reads it) rather than granted as written; a failed read still blocks (``lookups``)."""
     grants = Grants()
     for ref in refs:
-        _grant(grants, ref, declared, ctx)
+        _grant(grants, ref, declared, ctx, known_only)
     for read in reads:
         obj = s3_object(read.source) if read.kind == OBJECT else None
         if obj is not None:
@@ -363,26 +392,28 @@ def grants_for(refs: Any, declared: Mapping[tuple[str, str], DesiredParameter], 
     return grants
 
 
-def _grant(grants: Grants, ref: Reference, declared: Mapping, ctx: Context) -> None:
+def _grant(grants: Grants, ref: Reference, declared: Mapping, ctx: Context, known_only: bool = False) -> None:
     region = ref.region or ctx.region
     secret = ref.secret_id
     if ref.service == "ssm":
         grants.parameters.add(arns.parameter_arn(ctx.partition, region, ref.account or ctx.account, ref.name))
         param = declared.get((region, ref.name))
         key = param.key if param else ctx.param_keys.get((region, ref.name))
-        _grant_key(grants, region, key, ctx)
+        _grant_key(grants, region, key, ctx, known_only)
     if secret is not None:
         grants.lookups.add(("secret", region, secret))
+        if known_only and (region, secret) not in ctx.secret_arns:
+            return
         secret_arn = ctx.secret_arns.get((region, secret), secret)
         grants.secrets.add(secret_arn)
-        _grant_key(grants, region, ctx.secret_keys.get(secret_arn), ctx)
+        _grant_key(grants, region, ctx.secret_keys.get(secret_arn), ctx, known_only)
 
 
-def _grant_key(grants: Grants, region: str, key: str | None, ctx: Context) -> None:
+def _grant_key(grants: Grants, region: str, key: str | None, ctx: Context, known_only: bool = False) -> None:
     if is_aws_managed_key(key):
         return
     grants.lookups.add(("kms", region, key))
-    arn = ctx.key_arns.get((region, key), key)
+    arn = ctx.key_arns.get((region, key), None if known_only else key)
     if arn:
         grants.keys.add(arn)
 
@@ -390,10 +421,13 @@ def _grant_key(grants: Grants, region: str, key: str | None, ctx: Context) -> No
 def role_policy_problems(role: DesiredRole, document: dict | None) -> list[Problem]:
     if document is None or policy.size(document) <= policy.MAX_INLINE_ROLE_POLICY_CHARS:
         return []
+    fix = "split the task definitions across more execution roles"
+    if role.kept:   # the grants kept for revisions outside the manifests may be what tips it over
+        fix = (f"it keeps the grants of ACTIVE revisions outside the manifests ({', '.join(role.kept)}): "
+               f"deregister those no longer needed, or {fix}")
     return [role.obj.problem(("spec", "inlinePolicyName"), f"the derived inline policy would be "
                              f"{policy.size(document):,} characters, over IAM's "
-                             f"{policy.MAX_INLINE_ROLE_POLICY_CHARS:,}; split the task definitions across "
-                             "more execution roles")]
+                             f"{policy.MAX_INLINE_ROLE_POLICY_CHARS:,}; {fix}")]
 
 
 def placeholder_context(desired: Desired) -> Context:

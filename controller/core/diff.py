@@ -164,12 +164,21 @@ def _role(role: DesiredRole, actual: Actual, values: dict) -> Change | None:
                   FieldChange("managedPolicyArns", None, list(want.attach))]
         if inline is not None:   # no secret to read: no inline policy, nothing to show
             fields.append(FieldChange(f"inlinePolicy.{role.inline_name}", None, inline))
-        return Change("ExecutionRole", obj.name, "create", tuple(fields), want)
+        return Change("ExecutionRole", obj.name, "create", tuple(fields), want, note=_kept(role))
     _owned_or_adopted(obj, current.owned, f"IAM role {role.name}")
     if current.path != role.path:
         raise Blocked(f"role {role.name} has path {current.path}, not {role.path}; IAM cannot move a "
                       "role: delete it or keep its path")
-    return _role_update(obj, want, current)
+    change = _role_update(obj, want, current)
+    return replace(change, note=_kept(role)) if change else None
+
+
+def _kept(role: DesiredRole) -> str:
+    """Why the policy allows more than the manifests read: ACTIVE revisions that run as the role."""
+    if not role.kept:
+        return ""
+    shown = ", ".join(role.kept[:5]) + (f" and {len(role.kept) - 5} more" if len(role.kept) > 5 else "")
+    return f"keeps the grants of ACTIVE revisions {shown}, until they are deregistered"
 
 
 def _role_update(obj: Any, want: ops.PutRole, cur: Any) -> Change | None:

@@ -65,7 +65,8 @@ STEPS: tuple[Step, ...] = (
     Step("writers.put_parameter: create (tags on create), overwrite, retag",
          ("ssm:PutParameter", "ssm:AddTagsToResource"), "WriteParameters", "valued_parameters"),
     Step("observe._key_arn: declared customer managed keys", ("kms:DescribeKey",), "DescribeKeys", "declared_keys"),
-    Step("observe._key_arn: keys of referenced secrets and undeclared parameters; idempotency._same_key: "
+    Step("observe._key_arn, observe._revision_needs: keys of referenced secrets and undeclared parameters "
+         "(of the manifests and of ACTIVE revisions running as a declared role); idempotency._same_key: "
          "the key a SecureString has after an ambiguous write", ("kms:DescribeKey",),
          "DescribeKeysKnownOnlyAtRunTime", "runtime_keys"),
     Step("SSM decrypts for observe_ssm._Values, writers._value, idempotency: under whatever key a parameter has now "
@@ -76,6 +77,9 @@ STEPS: tuple[Step, ...] = (
          ("kms:Encrypt", "kms:GenerateDataKey"), "EncryptOnlyOurParametersThroughSsm", "encrypting_keys",
          ("via_ssm", "encrypted_parameters")),
     Step("observe._read_secrets", ("secretsmanager:DescribeSecret",), "DescribeReferencedSecrets", "secrets"),
+    Step("observe._revision_needs: the secrets (ARN and key) that ACTIVE revisions running as a declared role "
+         "read, named in those revisions only (metadata, never a value)", ("secretsmanager:DescribeSecret",),
+         "DescribeSecretsActiveRevisionsReadKnownOnlyAtRunTime", "revision_secrets"),
     Step("observe._read_objects: HeadObject on the S3 files tasks read at start (it needs s3:GetObject)",
          ("s3:GetObject",), "CheckReferencedS3FilesExist", "s3_objects"),
     Step("observe_iam._read_role", ("iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies"),
@@ -93,12 +97,13 @@ STEPS: tuple[Step, ...] = (
          "attaching_roles", ("declared_policy_arns",)),
     Step("writers.put_task_definition: RegisterTaskDefinition passes the roles", ("iam:PassRole",),
          "PassRolesToEcsTasksOnly", "passed_roles", ("passed_to_ecs_tasks",)),
-    Step("observe_ecs.latest, observe_prune._referenced", ("ecs:DescribeTaskDefinition",),
+    Step("observe_ecs.latest, revisions._scan: every ACTIVE revision (derived policies, prune's in-use guard)",
+         ("ecs:DescribeTaskDefinition",),
          "TaskDefinitionActionsSupportOnlyAllResources", "*"),
     Step("writers.put_task_definition: register", ("ecs:RegisterTaskDefinition",),
          "TaskDefinitionActionsSupportOnlyAllResources", "*"),
-    Step("observe_ecs.active_revisions: keepRevisions, or the latest revision is not ours",
-         ("ecs:ListTaskDefinitions",), "TaskDefinitionActionsSupportOnlyAllResources", "*"),
+    Step("observe_ecs.active_revisions: keepRevisions, or the latest revision is not ours; revisions._scan: "
+         "every ACTIVE revision, those running as a declared role keep their grants", ("ecs:ListTaskDefinitions",), "TaskDefinitionActionsSupportOnlyAllResources", "*"),
     Step("writers.put_task_definition (keepRevisions), writers.deregister_family", ("ecs:DeregisterTaskDefinition",),
          "TaskDefinitionActionsSupportOnlyAllResources", "*", only="revisions"),
     Step("writers.put_task_definition: tags on register, retag a revision", ("ecs:TagResource",),
@@ -191,6 +196,8 @@ def scope(desired: Desired, target: Target) -> Scope:
             if ref.secret_id or (ref.service == "ssm" and (region, ref.name) not in desired.parameters):
                 runtime_regions.add(region)
     runtime_regions |= {p.region for p in params if p.secure and (p.compared or p.generated)}
+    if roles:   # the keys of what ACTIVE revisions running as a declared role read (observe._revision_needs)
+        runtime_regions.add(t.region)
     return Scope(
         target=t, params=params, secrets=tuple(sorted(secrets)), runtime_key_regions=tuple(sorted(runtime_regions)),
         roles=tuple(_role_arn(t, r) for r in roles),
@@ -319,6 +326,7 @@ RESOURCES: dict[str, Callable[[Scope], list[Grant]]] = {
     "secure_parameter_keys": lambda s: _grant(_arn(s, "kms", "key/*", r) for r in {p.region for p in _secure(s)}),
     "runtime_keys": lambda s: _grant(_arn(s, "kms", "key/*", r) for r in s.runtime_key_regions),
     "secrets": lambda s: _grant(s.secrets),
+    "revision_secrets": lambda s: _grant([_arn(s, "secretsmanager", "secret:*")] if s.roles else []),
     "s3_objects": lambda s: _grant(s.objects),
     "declared_roles": lambda s: _grant(s.roles),
     "attaching_roles": lambda s: _grant(s.attaching),
