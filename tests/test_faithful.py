@@ -222,3 +222,32 @@ def test_secret_versions_keep_the_date_they_were_made(monkeypatch) -> None:
         again = {tuple(v["VersionStages"]): v["CreatedDate"] for v in sm.list_secret_version_ids(SecretId="app/token")["Versions"]}
     assert first == again and first[("AWSPREVIOUS",)] < first[("AWSCURRENT",)]
     assert any(d.microsecond for d in first.values())
+
+
+def test_every_aws_managed_policy_exists_though_built_only_when_looked_at(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every AWS managed policy moto publishes is there in each account, attachable and listed (IAM API
+    reference, ListPolicies Scope=AWS), though built only on the first look at an account's policies."""
+    from moto.iam import models as iam_models
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    import json
+    for name, value in TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    published = len(json.loads(aws_managed_policies_data))
+    with mock_aws():
+        iam = boto3.client("iam", region_name="us-east-1")
+        iam.list_roles()
+        backends = iam_models.iam_backends["123456789012"]
+        assert all(b.__dict__["_faithful_aws"] is faithful._UNBUILT for b in backends.values())   # none built yet
+        iam.create_role(RoleName="exec", AssumeRolePolicyDocument="{}")
+        arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+        iam.attach_role_policy(RoleName="exec", PolicyArn=arn)
+        assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName="exec")["AttachedPolicies"]] == [arn]
+        listed = [p for page in iam.get_paginator("list_policies").paginate(Scope="AWS") for p in page["Policies"]]
+        assert len(listed) == published
+        assert iam.get_policy(PolicyArn=arn)["Policy"]["AttachmentCount"] == 1
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
+    with mock_aws():   # as moto without the variable: no AWS managed policy at all
+        iam = boto3.client("iam", region_name="us-east-1")
+        assert iam.list_policies(Scope="AWS")["Policies"] == []

@@ -68,6 +68,13 @@ Secrets Manager: when a version was made
   "The date and time this version of the secret was created"); moto answers the time of the call for every
   version, so a secret would look changed at every look. Its dates keep their fraction of a second, as
   the API's timestamps do (moto rounds them down to the second).
+
+IAM: AWS managed policies, built when first looked at
+- Not a change of behaviour: every AWS managed policy moto knows still exists in every account
+  (``MOTO_IAM_LOAD_MANAGED_POLICIES``). moto builds all 1,485 of them, in each of its 6 partitions' IAM
+  backends, as soon as any request names an account (it looks for the access key in every partition):
+  about 5 s after every reset, the largest share of an end-to-end test's set-up. They are built per
+  backend on the first look at its policies, and the published data is parsed once per process.
 """
 
 from __future__ import annotations
@@ -119,6 +126,7 @@ def install() -> None:
         _patch_latest_active()
         _patch_services()
         _patch_secret_versions()
+        _patch_lazy_managed_policies()
         _installed = True
 
 
@@ -376,3 +384,52 @@ def _patch_secret_versions() -> None:
     backend_cls._add_secret = add_secret
     backend_cls.rotate_secret = rotate_secret
     backend_cls.list_secret_version_ids = list_secret_version_ids
+
+
+# --- IAM: AWS managed policies when first looked at -------------------------------------------------
+
+_UNBUILT = object()
+
+
+def _patch_lazy_managed_policies() -> None:
+    from moto.iam import models as iam_models
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.settings import load_iam_aws_managed_policies
+
+    parsed: list[dict] = []
+
+    def data() -> dict:
+        if not parsed:
+            parsed.append(json.loads(aws_managed_policies_data))
+        return parsed[0]
+
+    def init_aws(self: Any) -> Any:
+        self.__dict__["_faithful_load_aws"] = load_iam_aws_managed_policies()   # read when moto would read it
+        return _UNBUILT
+
+    def get_aws(self: Any) -> list:
+        built = self.__dict__.get("_faithful_aws", _UNBUILT)
+        if built is _UNBUILT:
+            built = [iam_models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, d)
+                     for name, d in data().items()] if self.__dict__.get("_faithful_load_aws") else []
+            self.__dict__["_faithful_aws"] = built
+        return built
+
+    def set_aws(self: Any, value: Any) -> None:
+        self.__dict__["_faithful_aws"] = value
+
+    def get_managed(self: Any) -> dict:
+        managed = self.__dict__.get("_faithful_managed", _UNBUILT)
+        if managed is _UNBUILT:
+            managed = {p.arn: p for p in self.aws_managed_policies}
+            self.__dict__["_faithful_managed"] = managed
+        return managed
+
+    def set_managed(self: Any, value: Any) -> None:
+        self.__dict__["_faithful_managed"] = value
+
+    backend = iam_models.IAMBackend
+    backend._init_aws_policies = init_aws
+    backend._init_managed_policies = lambda self: _UNBUILT
+    backend.aws_managed_policies = property(get_aws, set_aws)
+    backend.managed_policies = property(get_managed, set_managed)
