@@ -295,6 +295,15 @@ def test_s3_takes_the_gateway_endpoint_on_the_subnet_route_table() -> None:
     only_s3 = n.Group("sg-task", egress=(n.Rule("tcp", 443, 443, prefix_lists=("pl-s3",)),))
     assert decide(world((n.Route("pl-s3", "vpce-s3"),), endpoints=(gateway,), groups={"sg-task": only_s3}),
                   call=s3)["egress 443"][0] == n.ALLOWED
+    # through a gateway endpoint the task still sends to S3's public addresses (the prefix list is their list,
+    # VPC User Guide, "Gateway endpoints": "allow outbound traffic ... to the prefix list" or the ranges):
+    # a rule to a public range may cover them, which verify cannot tell; a private range cannot
+    for rule, verdict in ((n.Rule("tcp", 443, 443, cidrs=("52.216.0.0/15",)), n.UNKNOWN),
+                          (n.Rule("tcp", 443, 443, prefix_lists=("pl-mine",)), n.UNKNOWN),
+                          (n.Rule("tcp", 443, 443, cidrs=("10.0.0.0/8",)), n.DENIED)):
+        net = world((n.Route("pl-s3", "vpce-s3"),), endpoints=(gateway,),
+                    groups={"sg-task": n.Group("sg-task", egress=(rule,))})
+        assert decide(net, call=s3)["egress 443"][0] == verdict, rule
     # an S3 interface endpoint is no path for ECR's layers: the route decides
     assert decide(world(endpoints=(interface("s3"),)), call=s3)["route"][0] == n.MISSING
 

@@ -468,8 +468,9 @@ def egress(route: Path, subnet: Subnet, place: Placement, net: Network) -> tuple
                     return ALLOWED, f"{group.id} allows TCP 443 to {', '.join(rule.cidrs)}, the endpoint's subnets"
             if route.kind == "gateway" and route.prefix_list and route.prefix_list in rule.prefix_lists:
                 return ALLOWED, f"{group.id} allows TCP 443 to prefix list {route.prefix_list}"
-            if route.kind == "internet" and (rule.prefix_lists or _public(rule.cidrs)):
-                # an AWS-managed prefix list or a public range may cover the service's addresses, or not
+            if route.kind in ("internet", "gateway") and (rule.prefix_lists or _public(rule.cidrs)):
+                # an AWS-managed prefix list or a public range may cover the service's addresses, or not: a
+                # gateway endpoint's traffic goes to S3's public addresses too, its prefix list is only their list
                 problems.append(f"{group.id} allows TCP 443 only to {', '.join(rule.prefix_lists + rule.cidrs)}: "
                                 "verify cannot tell whether that covers the service's public addresses")
     if problems:
