@@ -321,15 +321,15 @@ def test_keep_revisions_never_deregisters_the_ci_revision(aws_env, tmp_path) -> 
 class _Family:
     """A stand-in ECS client for one family: revision 1 is ours, ``deploys`` CI revisions sit on top of it."""
 
-    def __init__(self, deploys: int) -> None:
-        self.revisions, self.described = list(range(deploys + 1, 0, -1)), []
+    def __init__(self, deploys: int, ours: int | None = 1) -> None:
+        self.revisions, self.described, self.ours = list(range(deploys + 1, 0, -1)), [], ours
 
     def describe_task_definition(self, taskDefinition: str, include: list[str]) -> dict[str, Any]:
         self.described.append(taskDefinition)
         rev = int(taskDefinition.split(":")[1]) if ":" in taskDefinition else self.revisions[0]
         b = {**body(f"ci:{rev}"), "revision": rev,
              "taskDefinitionArn": f"arn:aws:ecs:us-east-1:123456789012:task-definition/web:{rev}"}
-        return {"taskDefinition": b, "tags": [{"key": OWNER_TAG, "value": "ecs-secrets"}] if rev == 1 else []}
+        return {"taskDefinition": b, "tags": [{"key": OWNER_TAG, "value": "ecs-secrets"}] if rev == self.ours else []}
 
     def get_paginator(self, name: str) -> Any:
         arns = [f"arn:aws:ecs:us-east-1:123456789012:task-definition/web:{r}" for r in self.revisions]
@@ -355,3 +355,19 @@ def _write(tmp_path: Path, paths: str) -> Path:
     f = tmp_path / "td.yaml"
     f.write_text(TASK % paths)
     return f
+
+
+def test_a_family_that_is_another_writers_is_walked_once_per_latest_revision(tmp_path) -> None:
+    from controller.aws.observe_ecs import read_task_definitions
+
+    desired = desire(loader.load(_write(tmp_path, '"containerDefinitions[web].image"')))
+    ecs = _Family(deploys=150, ours=None)
+    aws = type("A", (), {"client": lambda _self, service: ecs, "owned_revision": {}})()
+    assert not read_task_definitions(aws, desired, in_use=object(), revisions=False)["web"].owned
+    assert len(ecs.described) == 151
+    ecs.described.clear()
+    assert not read_task_definitions(aws, desired, in_use=object(), revisions=False)["web"].owned
+    assert ecs.described == ["web"]
+    ecs.revisions.insert(0, 152)                          # a new revision: it may be ours, so read again
+    ecs.ours, ecs.described = 152, []
+    assert read_task_definitions(aws, desired, in_use=object(), revisions=False)["web"].owned

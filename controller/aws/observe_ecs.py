@@ -64,11 +64,14 @@ def _owned_earlier(ecs: Any, td: ActualTaskDefinition, owner: str, look_back: in
     """An out-of-band revision on top of ours does not make the family someone else's.
 
     Read only when the latest revision lacks our tag, and at most ``look_back`` revisions deep (None: all).
-    ``seen``: family → the revision found ours last time, read first (its tags are read again).
+    ``seen``: family → the revision found ours last time, read first (its tags are read again); or minus the
+    latest revision under which a walk of all found none ours (the family is another's until a new one comes).
     """
     td.active = active_revisions(ecs, td.family)  # kept: keepRevisions needs the same list
     older = td.active[1:] if look_back is None else td.active[1:look_back + 1]
     hint = seen.get(td.family) if seen is not None else None
+    if hint == -td.revision:
+        return False   # walked under this same latest revision and none was ours: nothing new to read
     if hint in older:
         older = [hint] + [rev for rev in older if rev != hint]
     for rev in older:
@@ -77,6 +80,8 @@ def _owned_earlier(ecs: Any, td: ActualTaskDefinition, owner: str, look_back: in
             if seen is not None:
                 seen[td.family] = rev
             return True
+    if seen is not None and look_back is None:   # another's family: not the whole walk again every pass
+        seen[td.family] = -td.revision
     return False
 
 
