@@ -316,3 +316,58 @@ def test_keep_revisions_never_deregisters_the_ci_revision(aws_env, tmp_path) -> 
     change = task_definition_change(desired.resolve(CTX).task_definitions[0], current, CTX, prune=True)
     assert change is not None and change.op.register and change.op.deregister == (1,)
     assert change.op.body["containerDefinitions"][0]["image"] == "ci:7"
+
+
+class _Family:
+    """A stand-in ECS client for one family: revision 1 is ours, ``deploys`` CI revisions sit on top of it."""
+
+    def __init__(self, deploys: int, ours: int | None = 1) -> None:
+        self.revisions, self.described, self.ours = list(range(deploys + 1, 0, -1)), [], ours
+
+    def describe_task_definition(self, taskDefinition: str, include: list[str]) -> dict[str, Any]:
+        self.described.append(taskDefinition)
+        rev = int(taskDefinition.split(":")[1]) if ":" in taskDefinition else self.revisions[0]
+        b = {**body(f"ci:{rev}"), "revision": rev,
+             "taskDefinitionArn": f"arn:aws:ecs:us-east-1:123456789012:task-definition/web:{rev}"}
+        return {"taskDefinition": b, "tags": [{"key": OWNER_TAG, "value": "ecs-secrets"}] if rev == self.ours else []}
+
+    def get_paginator(self, name: str) -> Any:
+        arns = [f"arn:aws:ecs:us-east-1:123456789012:task-definition/web:{r}" for r in self.revisions]
+        return type("P", (), {"paginate": lambda _self, **kw: [{"taskDefinitionArns": arns}]})()
+
+
+def test_any_number_of_ci_deploys_keeps_the_family_ours_and_a_daemon_walks_them_once(tmp_path) -> None:
+    """A pipeline that deploys ten times a day passes any fixed look-back within days; the family must stay
+    ours (else it is blocked as another's), and the walk must not be paid again every pass."""
+    from controller.aws.observe_ecs import read_task_definitions
+
+    desired = desire(loader.load(_write(tmp_path, '"containerDefinitions[web].image"')))
+    ecs = _Family(deploys=150)
+    aws = type("A", (), {"client": lambda _self, service: ecs, "owned_revision": {}})()
+    td = read_task_definitions(aws, desired, in_use=object(), revisions=False)["web"]
+    assert td.revision == 151 and td.owned
+    ecs.described.clear()
+    again = read_task_definitions(aws, desired, in_use=object(), revisions=False)["web"]
+    assert again.owned and ecs.described == ["web", "web:1"]   # the latest, then the one found ours
+
+
+def _write(tmp_path: Path, paths: str) -> Path:
+    f = tmp_path / "td.yaml"
+    f.write_text(TASK % paths)
+    return f
+
+
+def test_a_family_that_is_another_writers_is_walked_once_per_latest_revision(tmp_path) -> None:
+    from controller.aws.observe_ecs import read_task_definitions
+
+    desired = desire(loader.load(_write(tmp_path, '"containerDefinitions[web].image"')))
+    ecs = _Family(deploys=150, ours=None)
+    aws = type("A", (), {"client": lambda _self, service: ecs, "owned_revision": {}})()
+    assert not read_task_definitions(aws, desired, in_use=object(), revisions=False)["web"].owned
+    assert len(ecs.described) == 151
+    ecs.described.clear()
+    assert not read_task_definitions(aws, desired, in_use=object(), revisions=False)["web"].owned
+    assert ecs.described == ["web"]
+    ecs.revisions.insert(0, 152)                          # a new revision: it may be ours, so read again
+    ecs.ours, ecs.described = 152, []
+    assert read_task_definitions(aws, desired, in_use=object(), revisions=False)["web"].owned

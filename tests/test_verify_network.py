@@ -165,6 +165,24 @@ def test_an_endpoint_the_agent_cannot_resolve_falls_back_to_the_route(endpoint: 
         == n.ALLOWED
 
 
+@pytest.mark.parametrize(("servers", "verdict"), [
+    (None, n.ALLOWED),                                  # no DHCP option set named
+    (("AmazonProvidedDNS",), n.ALLOWED),
+    (("10.0.0.2", "AmazonProvidedDNS"), n.ALLOWED),
+    (("10.9.0.10", "10.9.0.11"), n.UNKNOWN),            # a directory's DNS servers: may not forward to Route 53
+    (Unread("ec2:DescribeVpcs failed with UnauthorizedOperation"), n.UNKNOWN),
+])
+def test_private_dns_reaches_the_task_only_through_the_amazon_resolver(servers: Any, verdict: str) -> None:
+    """An endpoint's private DNS name is answered by the Route 53 Resolver (AmazonProvidedDNS) only: with
+    DHCP options that give tasks other DNS servers, they resolve the service's public name unless they
+    forward to it (Amazon VPC User Guide, "DHCP option sets"; AWS PrivateLink Guide, "Manage DNS names for
+    VPC endpoint services" / private DNS). Without a path to the internet that is not a pass."""
+    verdict_found, reason = decide(world(endpoints=(interface(),), resolvers={"vpc-1": servers}))["route"]
+    assert verdict_found == verdict, reason
+    if verdict == n.UNKNOWN:
+        assert "DHCP options of vpc-1" in reason
+
+
 def test_dns_resolution_off_fails_every_path_of_the_subnet() -> None:
     found = decide(world((n.Route(n.INTERNET, "nat-1"),), dns={"vpc-1": (False, False)}))
     assert found["dns"][0] == n.DENIED and "enableDnsSupport off" in found["dns"][1]
@@ -277,6 +295,15 @@ def test_s3_takes_the_gateway_endpoint_on_the_subnet_route_table() -> None:
     only_s3 = n.Group("sg-task", egress=(n.Rule("tcp", 443, 443, prefix_lists=("pl-s3",)),))
     assert decide(world((n.Route("pl-s3", "vpce-s3"),), endpoints=(gateway,), groups={"sg-task": only_s3}),
                   call=s3)["egress 443"][0] == n.ALLOWED
+    # through a gateway endpoint the task still sends to S3's public addresses (the prefix list is their list,
+    # VPC User Guide, "Gateway endpoints": "allow outbound traffic ... to the prefix list" or the ranges):
+    # a rule to a public range may cover them, which verify cannot tell; a private range cannot
+    for rule, verdict in ((n.Rule("tcp", 443, 443, cidrs=("52.216.0.0/15",)), n.UNKNOWN),
+                          (n.Rule("tcp", 443, 443, prefix_lists=("pl-mine",)), n.UNKNOWN),
+                          (n.Rule("tcp", 443, 443, cidrs=("10.0.0.0/8",)), n.DENIED)):
+        net = world((n.Route("pl-s3", "vpce-s3"),), endpoints=(gateway,),
+                    groups={"sg-task": n.Group("sg-task", egress=(rule,))})
+        assert decide(net, call=s3)["egress 443"][0] == verdict, rule
     # an S3 interface endpoint is no path for ECR's layers: the route decides
     assert decide(world(endpoints=(interface("s3"),)), call=s3)["route"][0] == n.MISSING
 
@@ -387,12 +414,16 @@ class Cloud:
         self.number = itertools.count(1)
 
     def build(self, *, nat: bool = False, igw: bool = False, public_ip: bool = False, endpoints: bool = False,
-              egress: bool = True, policy: dict | None = None) -> str:
+              egress: bool = True, policy: dict | None = None, dns_servers: list[str] | None = None) -> str:
         """A VPC with one task subnet, and the service prod/web-N in it; returns ``prod/web-N``."""
         i, ec2 = next(self.number), self.ec2
         vpc = ec2.create_vpc(CidrBlock=f"10.{i}.0.0/16")["Vpc"]["VpcId"]
         for attribute in ("EnableDnsSupport", "EnableDnsHostnames"):  # AWS wants both for private DNS
             ec2.modify_vpc_attribute(VpcId=vpc, **{attribute: {"Value": True}})
+        if dns_servers:
+            options = ec2.create_dhcp_options(DhcpConfigurations=[
+                {"Key": "domain-name-servers", "Values": dns_servers}])["DhcpOptions"]["DhcpOptionsId"]
+            ec2.associate_dhcp_options(DhcpOptionsId=options, VpcId=vpc)
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{i}.1.0/24")["Subnet"]["SubnetId"]
         table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
         ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
@@ -484,6 +515,17 @@ def test_moto_private_subnet_with_the_endpoints_and_egress_passes(cloud: Cloud) 
     assert found[("s3", "route")][1].startswith("S3 gateway endpoint vpce-")
     assert {check for _, check in found} == {"route", "egress 443", "endpoint ingress 443", "endpoint policy"}
     assert all(v == "allowed" for v, _ in found.values())
+
+
+def test_moto_endpoints_behind_a_directorys_dns_servers_are_not_a_pass(cloud: Cloud) -> None:
+    ref, before = cloud.build(endpoints=True, dns_servers=["10.9.0.10", "10.9.0.11"]), Counter(cloud.aws.calls)
+    code, report, text = cloud.verify(ref)
+    assert code == 3, text   # unknown, never allowed: verify cannot see whether those servers forward
+    verdict, reason = verdicts(report)[("ssm", "route")]
+    assert verdict == "unknown" and "10.9.0.10, 10.9.0.11, not AmazonProvidedDNS" in reason
+    assert verdicts(report)[("s3", "route")][0] == "allowed"   # a gateway endpoint is a route, not a name
+    made = {f"{service}:{operation}" for service, operation, _ in cloud.aws.calls - before if service == "ec2"}
+    assert {"ec2:DescribeVpcs", "ec2:DescribeDhcpOptions"} <= made <= granted(ref)
 
 
 def test_moto_endpoints_without_egress_443_fail_on_the_security_group(cloud: Cloud) -> None:
@@ -583,6 +625,6 @@ def test_controller_policy_grants_what_verify_service_reads() -> None:
     ec2 = by_sid["VerifyNetworkEc2DescribeSupportsOnlyAllResources"]
     assert ec2["Resource"] == "*" and set(ec2["Action"]) == {
         "ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeNatGateways", "ec2:DescribeVpcEndpoints",
-        "ec2:DescribeSecurityGroups", "ec2:DescribeVpcAttribute"}
+        "ec2:DescribeSecurityGroups", "ec2:DescribeVpcAttribute", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions"}
     plain = _policy()
     assert not [s for s in plain["Statement"] if s["Sid"].startswith("Verify")]  # only when asked

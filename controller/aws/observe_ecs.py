@@ -14,7 +14,11 @@ from controller.core.state import ActualTaskDefinition
 
 READ_WORKERS = 4  # reads in flight per kind; the rate limiter, not this, keeps us under AWS's quota
 LOOK_BACK = 10           # revisions read for our owner tag under an out-of-band latest one
-LOOK_BACK_EXTERNAL = 100  # with externallyManaged, a CI pipeline registers a revision per deploy, we one per change
+# With externallyManaged, a CI pipeline registers a revision per deploy and we one per change, so ours may lie
+# any number of deploys deep: every ACTIVE revision is looked through (no cap: after N deploys without a change
+# of ours the family would become "not ours" and stop reconciling). What each process found ours is read first
+# on its next pass (``Aws.owned_revision``; still read, never trusted), so a daemon pays the walk once.
+LOOK_BACK_EXTERNAL = None
 
 
 def read_task_definitions(aws: Aws, desired: Desired, in_use: InUse | None = None,
@@ -24,18 +28,20 @@ def read_task_definitions(aws: Aws, desired: Desired, in_use: InUse | None = Non
     ``revisions``: read what keepRevisions could deregister; only with --prune, which alone deletes."""
     ecs, owner = aws.client("ecs"), desired.owner
     in_use = in_use or InUse(aws)
+    seen = getattr(aws, "owned_revision", None)
     with ThreadPoolExecutor(READ_WORKERS) as pool:
-        found = pool.map(lambda want: _read_family(ecs, want, owner, in_use, revisions), desired.task_definitions)
+        found = pool.map(lambda want: _read_family(ecs, want, owner, in_use, revisions, seen),
+                         desired.task_definitions)
         return {td.family: td for td in found if td is not None}
 
 
 def _read_family(ecs: Any, want: DesiredTaskDefinition, owner: str, in_use: InUse,
-                 revisions: bool) -> ActualTaskDefinition | None:
+                 revisions: bool, seen: dict[str, int] | None = None) -> ActualTaskDefinition | None:
     td = latest(ecs, want.family, owner)
     if td is None:
         return None
     if not td.owned:
-        td.owned = _owned_earlier(ecs, td, owner, LOOK_BACK_EXTERNAL if want.external else LOOK_BACK)
+        td.owned = _owned_earlier(ecs, td, owner, LOOK_BACK_EXTERNAL if want.external else LOOK_BACK, seen)
     if want.keep_revisions and revisions:
         _revisions(ecs, td, want.keep_revisions, owner, in_use)
     return td
@@ -53,16 +59,29 @@ def latest(ecs: Any, family_or_arn: str, owner: str) -> ActualTaskDefinition | N
                                 body=body, tags=tags, owned=tags.get(OWNER_TAG) == owner)
 
 
-def _owned_earlier(ecs: Any, td: ActualTaskDefinition, owner: str, look_back: int = LOOK_BACK) -> bool:
+def _owned_earlier(ecs: Any, td: ActualTaskDefinition, owner: str, look_back: int | None = LOOK_BACK,
+                   seen: dict[str, int] | None = None) -> bool:
     """An out-of-band revision on top of ours does not make the family someone else's.
 
-    Read only when the latest revision lacks our tag, and at most ``look_back`` revisions deep.
+    Read only when the latest revision lacks our tag, and at most ``look_back`` revisions deep (None: all).
+    ``seen``: family → the revision found ours last time, read first (its tags are read again); or minus the
+    latest revision under which a walk of all found none ours (the family is another's until a new one comes).
     """
     td.active = active_revisions(ecs, td.family)  # kept: keepRevisions needs the same list
-    for rev in td.active[1:look_back + 1]:
+    older = td.active[1:] if look_back is None else td.active[1:look_back + 1]
+    hint = seen.get(td.family) if seen is not None else None
+    if hint == -td.revision:
+        return False   # walked under this same latest revision and none was ours: nothing new to read
+    if hint in older:
+        older = [hint] + [rev for rev in older if rev != hint]
+    for rev in older:
         earlier = latest(ecs, f"{td.family}:{rev}", owner)
         if earlier is not None and earlier.owned:
+            if seen is not None:
+                seen[td.family] = rev
             return True
+    if seen is not None and look_back is None:   # another's family: not the whole walk again every pass
+        seen[td.family] = -td.revision
     return False
 
 

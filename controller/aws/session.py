@@ -55,6 +55,7 @@ class Aws:
         self._lock = threading.Lock()
         self.guard: guard_.Guard | None = None
         self.known: KnownValues | None = None   # the daemon's: versions it need not decrypt again (``known``)
+        self.owned_revision: dict[str, int] = {}  # family → a revision found ours under another writer's (observe_ecs)
         self.limiter = ratelimit.RateLimiter(ratelimit.parse(
             os.environ.get(ratelimit.ENV) if rate_limits is None else rate_limits, budget=api_budget))
 

@@ -138,9 +138,9 @@ STEPS: tuple[Step, ...] = (
     Step("verify.observe_network.service: the service and the revision it runs now", ("ecs:DescribeServices",),
          "VerifyReadsTheNamedServices", "verify_services", only="verify_network"),
     Step("verify.observe_network.Reader: the subnets, route tables, NAT gateways, VPC endpoints (with their policies), "
-         "security groups and DNS attributes of the services' VPCs",
+         "security groups, DNS attributes and DHCP options of the services' VPCs",
          ("ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeNatGateways", "ec2:DescribeVpcEndpoints",
-          "ec2:DescribeSecurityGroups", "ec2:DescribeVpcAttribute"),
+          "ec2:DescribeSecurityGroups", "ec2:DescribeVpcAttribute", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions"),
          "VerifyNetworkEc2DescribeSupportsOnlyAllResources", "*", only="verify_network"),
     Step("lease: the leader-election item and its table (created on demand)",
          ("dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:GetItem", "dynamodb:PutItem",

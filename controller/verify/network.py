@@ -144,6 +144,8 @@ class Network:
     groups: dict[str, Any] = field(default_factory=dict)  # security group id → Group
     nats: dict[str, Any] = field(default_factory=dict)  # NAT gateway id → Nat
     dns: dict[str, Any] = field(default_factory=dict)  # VPC id → (enableDnsSupport, enableDnsHostnames)
+    # VPC id → the DNS servers its DHCP options give tasks (domain-name-servers); None: no option set
+    resolvers: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -368,6 +370,9 @@ def path(subnet: Subnet, call: Call, place: Placement, net: Network) -> Path:
         if isinstance(dns, Unread):
             return Path(UNKNOWN, f"cannot read the DNS attributes of {subnet.vpc}: {dns.reason}")
         if dns is not None and all(dns):
+            custom = _custom_resolvers(net.resolvers.get(subnet.vpc), subnet.vpc)
+            if custom:
+                return Path(UNKNOWN, custom)
             return Path(ALLOWED, f"interface endpoint {usable.id}", "interface", usable)
         why = (f"interface endpoint {usable.id} has private DNS, but {subnet.vpc} has enableDnsSupport or "
                "enableDnsHostnames off, so the service's name does not resolve to it")
@@ -379,6 +384,22 @@ def path(subnet: Subnet, call: Call, place: Placement, net: Network) -> Path:
         why = (f"endpoint {pending[0].id} for {name} is {pending[0].state}" if pending
                else f"no VPC endpoint for {name}")
     return _internet(subnet, table, tables, place, net, why)
+
+
+AMAZON_DNS = "AmazonProvidedDNS"
+
+
+def _custom_resolvers(servers: Any, vpc: str) -> str | None:
+    """Why private DNS may not reach the task: its DHCP options name DNS servers other than the Route 53
+    Resolver, and only that resolver answers an endpoint's private name (VPC User Guide, "DHCP option sets":
+    AmazonProvidedDNS; PrivateLink Guide, "Manage DNS names": custom servers must forward to it)."""
+    if isinstance(servers, Unread):
+        return f"cannot read the DHCP options of {vpc}: {servers.reason}"
+    if servers is None or AMAZON_DNS in servers:
+        return None
+    named = ", ".join(servers) or "no DNS server"
+    return (f"the DHCP options of {vpc} give tasks {named}, not {AMAZON_DNS}: the endpoint's private name "
+            "resolves only if those servers forward to the Route 53 Resolver, which verify cannot see")
 
 
 def _group(net: Network, group_id: str) -> Group | Unread | None:
@@ -447,8 +468,9 @@ def egress(route: Path, subnet: Subnet, place: Placement, net: Network) -> tuple
                     return ALLOWED, f"{group.id} allows TCP 443 to {', '.join(rule.cidrs)}, the endpoint's subnets"
             if route.kind == "gateway" and route.prefix_list and route.prefix_list in rule.prefix_lists:
                 return ALLOWED, f"{group.id} allows TCP 443 to prefix list {route.prefix_list}"
-            if route.kind == "internet" and (rule.prefix_lists or _public(rule.cidrs)):
-                # an AWS-managed prefix list or a public range may cover the service's addresses, or not
+            if route.kind in ("internet", "gateway") and (rule.prefix_lists or _public(rule.cidrs)):
+                # an AWS-managed prefix list or a public range may cover the service's addresses, or not: a
+                # gateway endpoint's traffic goes to S3's public addresses too, its prefix list is only their list
                 problems.append(f"{group.id} allows TCP 443 only to {', '.join(rule.prefix_lists + rule.cidrs)}: "
                                 "verify cannot tell whether that covers the service's public addresses")
     if problems:

@@ -1,7 +1,8 @@
 """The reads behind ``verify --service``: the service, its task definition, and the VPC its tasks run in.
 
 Read-only: ecs:DescribeServices, ecs:DescribeTaskDefinition, and the EC2 Describe calls (subnets, route
-tables, NAT gateways, VPC endpoints with their policies, security groups, two VPC attributes). Each VPC is
+tables, NAT gateways, VPC endpoints with their policies, security groups, two VPC attributes, the VPC's
+DHCP option set). Each VPC is
 read once however many subnets or services use it. What cannot be read becomes ``Unread``: unknown rows.
 """
 
@@ -186,6 +187,20 @@ class Reader:
             for s in subnets:
                 net.subnets.setdefault(s.id, s)
         net.dns[vpc] = self._dns(vpc)
+        net.resolvers[vpc] = self._resolvers(vpc)
+
+    def _resolvers(self, vpc: str) -> Any:
+        """The domain-name-servers of the VPC's DHCP option set; None when it has none ("default")."""
+        try:
+            found = self.ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"]
+            option_set = found[0].get("DhcpOptionsId") if found else None
+            if not option_set or option_set == "default":
+                return None
+            sets = self.ec2.describe_dhcp_options(DhcpOptionsIds=[option_set])["DhcpOptions"]
+        except (ClientError, BotoCoreError) as exc:
+            return _unread("ec2:DescribeVpcs/DescribeDhcpOptions", exc)
+        return tuple(v.get("Value", "") for s in sets for c in s.get("DhcpConfigurations") or ()
+                     if c.get("Key") == "domain-name-servers" for v in c.get("Values") or ())
 
     def _dns(self, vpc: str) -> Any:
         try:
