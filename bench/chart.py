@@ -60,3 +60,44 @@ def draw(medians: dict[tuple[str, int, str], dict[str, Any]], out: Path) -> None
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)
+
+
+def draw_quota(rows: list[dict[str, Any]], out: Path, n: int) -> None:
+    """Bars of the runs through the quota proxy at N: the quota-bound minimum, ecs-secrets, Terraform."""
+    phases = [p for p in ("cold", "noop", "update", "noop2")
+              if any(r.get("quota") and r["n"] == n and r["phase"] == p for r in rows)]
+    if not phases:
+        return
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
+    width = 0.27
+    for k, (label, color, pick) in enumerate((
+            ("quota-bound minimum", "gray", lambda p: _median(rows, n, p, None, "quota_bound")),
+            ("ecs-secrets", "tab:blue", lambda p: _median(rows, n, p, "ecs-secrets", "seconds")),
+            ("Terraform", "tab:red", lambda p: _median(rows, n, p, "terraform", "seconds")))):
+        values = [pick(p) for p in phases]
+        xs = [i + (k - 1) * width for i in range(len(phases))]
+        ax.bar([x for x, v in zip(xs, values) if v is not None], [v for v in values if v is not None],
+               width, color=color, label=label)
+        for x, v in zip(xs, values):
+            if v is not None:
+                ax.annotate(f"{v:,.1f}", (x, v), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(phases)))
+    ax.set_xticklabels(phases)
+    ax.set_yscale("log")
+    ax.set_ylabel("seconds (log)")
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    ax.set_title(f"Through AWS's published quotas (bench/quotaproxy.py), N = {n:,}", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def _median(rows: list[dict[str, Any]], n: int, phase: str, tool: str | None, field: str) -> float | None:
+    import statistics
+    values = [r[field] for r in rows if r.get("quota") and r["n"] == n and r["phase"] == phase
+              and (tool is None or r["tool"] == tool) and r.get(field) is not None
+              and (tool is None or r.get("ok", True))]
+    return statistics.median(values) if values else None

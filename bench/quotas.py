@@ -105,9 +105,48 @@ def bound(calls: Counter, quotas: tuple[Quota, ...] = QUOTAS) -> tuple[float, st
 def table_markdown(quotas: tuple[Quota, ...] = QUOTAS) -> str:
     lines = ["| bucket | calls | refill /s | burst | source |", "|---|---|---:|---:|---|"]
     for q in quotas:
-        ops = ", ".join(sorted(q.operations)) or f"every other {q.service} call"
+        named = any(o.service == q.service and o.operations for o in quotas)
+        ops = ", ".join(sorted(q.operations)) or f"every {'other ' if named else ''}{q.service} call"
         rate = "not published" if q.rate is None else f"{q.rate:g}"
         burst = "—" if q.rate is None else f"{q.burst:g}"
         lines.append(f"| {q.name} | {ops} | {rate} | {burst} | {q.source} |")
     return "\n".join(lines)
 
+
+
+def daemon_per_hour(n: int, interval: float = 60.0, resync: float = 3600.0) -> dict[str, float]:
+    """The idle daemon's SSM/IAM/ECS/STS calls an hour, from the model (AWS paging): polling makes a
+    no-op pass every ``interval``; the events daemon only its resync pass every ``resync`` (SQS long
+    polls not counted), and, once a pass reads values only of changed versions (issue 13, item 4),
+    that pass without its GetParameters."""
+    from bench import model
+    per_pass = model.total(model.noop(n, model.AWS))
+    no_decrypt = per_pass - model.noop(n, model.AWS)[("ssm", "GetParameters")]
+    return {"pass": per_pass, "polling": per_pass * 3600 / interval, "events": per_pass * 3600 / resync,
+            "events_no_decrypt": no_decrypt * 3600 / resync}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.quotas [N ...]``: the quota table, each phase's quota-bound minimum, the idle daemon."""
+    import sys
+    from bench import model
+    ns = [int(a) for a in (sys.argv[1:] if argv is None else argv)] or [1000, 10000]
+    print(table_markdown() + "\n")
+    print("| N | phase | calls (model, AWS paging) | quota-bound minimum s | bucket |\n|---:|---|---:|---:|---|")
+    for n in ns:
+        for phase in ("cold", "noop", "update"):
+            calls = model.phase(phase, n, model.AWS)
+            least, which = bound(calls)
+            print(f"| {n:,} | {phase} | {model.total(calls):,} | {least:,.1f} | {which or 'none'} |")
+    print("\n| N | calls a pass | polling every 60 s, calls/h | events, resync 1 h, calls/h | events/polling "
+          "| resync without GetParameters, calls/h | its share |\n|---:|---:|---:|---:|---:|---:|---:|")
+    for n in ns:
+        d = daemon_per_hour(n)
+        print(f"| {n:,} | {d['pass']:,.0f} | {d['polling']:,.0f} | {d['events']:,.0f} | "
+              f"{d['events'] / d['polling']:.2%} | {d['events_no_decrypt']:,.0f} | "
+              f"{d['events_no_decrypt'] / d['polling']:.2%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

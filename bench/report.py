@@ -189,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = load(args.files)
     if args.quota:
         print(quota_table(rows))
+        if args.chart:
+            from bench.chart import draw_quota
+            for n in sorted({r["n"] for r in rows if r.get("quota")}):
+                out = args.chart.with_name(f"{args.chart.stem}-{n}{args.chart.suffix}")
+                draw_quota(rows, out, n)
+                print(f"\nchart: {out}")
         return 0
     print(table([r for r in rows if not r.get("quota")]))
     if args.actions:

@@ -147,3 +147,10 @@ def test_the_proxy_forwards_to_loopback_only() -> None:
     with pytest.raises(ValueError):
         QuotaProxy("http://10.0.0.1:5000")
     assert os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1").startswith(("http://127.0.0.1", "http://local"))
+
+
+def test_the_idle_daemon_model_polling_against_one_resync_an_hour() -> None:
+    d = quotas.daemon_per_hour(10_000)
+    assert d["pass"] == 2202                       # the no-op pass of bench/model.py, AWS paging
+    assert d["polling"] == 2202 * 60 and d["events"] == 2202
+    assert d["events_no_decrypt"] == 2202 - 1000   # the resync pass without its 1,000 GetParameters
