@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                 draw_quota(rows, out, n)
                 print(f"\nchart: {out}")
         return 0
-    print(table([r for r in rows if not r.get("quota")]))
+    rows = [r for r in rows if not r.get("quota")]   # the quota runs have their own table (--quota)
+    print(table(rows))
     if args.actions:
         for phase in PHASES:
             print(f"\n{phase}, N={args.actions:,}\n\n{calls_by_action(rows, args.actions, phase)}")

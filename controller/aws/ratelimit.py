@@ -5,18 +5,15 @@ that bursts past them spends its time in ThrottlingException retries (and thrott
 of the account). So every HTTP attempt (botocore's ``before-send`` event, retries included) first takes
 a token from the bucket of its API. The defaults sit at the published quotas where AWS publishes them:
 
-- Parameter Store: 40 TPS by default per account and Region, shared by GetParameter(s),
-  GetParametersByPath and PutParameter (the "standard throughput" of the SSM quotas and throughput pages).
-  Other SSM calls (DescribeParameters, tagging) are outside that quota and AWS publishes no number for
-  them: a bucket of their own (``ssm-other``) at the same conservative 40, so that a listing does not
-  slow the reads of values, nor they the listing.
+- Parameter Store: 40 TPS by default per account and Region, shared by GetParameter(s) and PutParameter
+  (the "standard throughput" of the SSM API reference); we share it with every SSM call, DescribeParameters too.
 - ECS (request-throttling page of the ECS API reference): task-definition reads 20 TPS (burst 50),
   RegisterTaskDefinition/DeregisterTaskDefinition 1 TPS (burst 20), TagResource/UntagResource 10 (20).
 - IAM, KMS, Secrets Manager and STS publish no per-action numbers for these calls; the defaults are
   conservative guesses, and IAM's is the lowest because IAM's quota is global to the account.
 
 ``ECS_SECRETS_RATE_LIMITS`` or ``--rate-limit`` change them: ``off`` lifts them all;
-``NAME=TPS[/BURST]`` or ``NAME=off`` for one bucket (``ssm``, ``ssm-other``, ``ecs-read``, ``ecs-write``, ``ecs-tag``,
+``NAME=TPS[/BURST]`` or ``NAME=off`` for one bucket (``ssm``, ``ecs-read``, ``ecs-write``, ``ecs-tag``,
 ``ecs``, ``iam``, ``kms``, ``secretsmanager``, ``sts``) or every bucket of a service (``ecs=off``);
 comma-separated, later entries win.
 """
@@ -44,9 +41,7 @@ class Limit:
 
 
 DEFAULTS: tuple[Limit, ...] = (
-    Limit("ssm", "ssm", 40, 40, frozenset({"GetParameter", "GetParameters", "GetParametersByPath", "PutParameter"}),
-          "the Parameter Store quota"),
-    Limit("ssm-other", "ssm", 40, 40, what="the SSM API quota"),
+    Limit("ssm", "ssm", 40, 40, what="the Parameter Store quota"),
     Limit("ecs-read", "ecs", 20, 50, frozenset({"DescribeTaskDefinition", "ListTaskDefinitions",
                                                  "ListTaskDefinitionFamilies"}), "the ECS task-definition read quota"),
     Limit("ecs-write", "ecs", 1, 20, frozenset({"RegisterTaskDefinition", "DeregisterTaskDefinition"}),
