@@ -131,6 +131,7 @@ class QuotaProxy:
         self._throttled: Counter[tuple[str, str]] = Counter()
         self._passed: Counter[tuple[str, str]] = Counter()
         self._spans: dict[tuple[str, str], list[float]] = {}   # first and last pass of each action
+        self.upstream_errors = 0   # requests whose upstream connection failed (none expected)
         self._started = time.monotonic()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -236,20 +237,21 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _any
 
     def _forward(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """One upstream connection per client connection, never a request re-sent: a write that moto
+        may have applied is the client's to retry (as against AWS), not the proxy's."""
         conn = getattr(self, "_upstream", None)
-        for attempt in (1, 2):   # a kept-alive upstream connection may have been closed in between
-            if conn is None:
-                conn = self._upstream = http.client.HTTPConnection(*self.proxy.upstream, timeout=600)
-            try:
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-                conn.request(self.command, self.path, body=body or None, headers=headers)
-                r = conn.getresponse()
-                data = r.read()
-                out = {k: v for k, v in r.getheaders() if k.lower() not in HOP_BY_HOP | {"content-length"}}
-                return r.status, out, data
-            except (http.client.HTTPException, ConnectionError):
-                conn.close()
-                conn = self._upstream = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        if conn is None:
+            conn = self._upstream = http.client.HTTPConnection(*self.proxy.upstream, timeout=600)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        try:
+            conn.request(self.command, self.path, body=body or None, headers=headers)
+            r = conn.getresponse()
+            data = r.read()
+        except (http.client.HTTPException, OSError):
+            conn.close()
+            self._upstream = None
+            self.proxy.upstream_errors += 1
+            self.close_connection = True   # the client sees a dropped connection, as after a lost reply
+            raise
+        out = {k: v for k, v in r.getheaders() if k.lower() not in HOP_BY_HOP | {"content-length"}}
+        return r.status, out, data

@@ -117,7 +117,7 @@ def _phase(server: CountingServer, tool: str, phase: str, work: Workload, argv: 
                     "quota_ratio": round(run.seconds / least, 3) if least else None,
                     "own_calls_bound": round(own, 2), "own_calls_bucket": own_bucket,
                     "throttled": {f"{s}:{o}": c for (s, o), c in sorted(refused.items())},
-                    "throttled_total": sum(refused.values()),
+                    "throttled_total": sum(refused.values()), "proxy_upstream_errors": proxy.upstream_errors,
                     "spans": {f"{s}:{o}": v for (s, o), v in sorted(proxy.spans().items())}})
     if not row["ok"]:
         row["error"] = f"killed after {timeout:.0f} s (--timeout)" if run.returncode == -9 else _tail(run.stderr)
