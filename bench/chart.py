@@ -60,3 +60,59 @@ def draw(medians: dict[tuple[str, int, str], dict[str, Any]], out: Path) -> None
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)
+
+
+def draw_quota(rows: list[dict[str, Any]], out: Path, n: int) -> None:
+    """Bars of the runs through the quota proxy at N: the quota-bound minimum, ecs-secrets, Terraform."""
+    phases = [p for p in ("cold", "noop", "update", "noop2")
+              if any(r.get("quota") and r["n"] == n and r["phase"] == p for r in rows)]
+    if not phases:
+        return
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
+    width = 0.27
+    for k, (label, color, pick) in enumerate((
+            ("quota-bound minimum", "gray", lambda p: _median(rows, n, p, None, "quota_bound")),
+            ("ecs-secrets", "tab:blue", lambda p: _median(rows, n, p, "ecs-secrets", "seconds")),
+            ("Terraform", "tab:red", lambda p: _median(rows, n, p, "terraform", "seconds")))):
+        values = [pick(p) for p in phases]
+        failed = [v is None and tool_failed(rows, n, p, label) for p, v in zip(phases, values)]
+        values = [v if v is not None or not bad else _median(rows, n, p, _TOOL.get(label), "seconds", failed=True)
+                  for p, v, bad in zip(phases, values, failed)]
+        xs = [i + (k - 1) * width for i in range(len(phases))]
+        for x, v, bad in zip(xs, values, failed):
+            if v is None:
+                continue
+            ax.bar([x], [v], width, color=color, hatch="//" if bad else None, alpha=0.5 if bad else 1.0,
+                   label=label if label not in ax.get_legend_handles_labels()[1] else None)
+            ax.annotate(f"{v:,.1f}" + (" (failed)" if bad else ""), (x, v), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(phases)))
+    ax.set_xticklabels(phases)
+    ax.set_yscale("log")
+    ax.set_ylabel("seconds (log)")
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    ax.set_title(f"Through AWS's published quotas (bench/quotaproxy.py), N = {n:,}", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+
+
+_TOOL = {"ecs-secrets": "ecs-secrets", "Terraform": "terraform"}
+
+
+def tool_failed(rows: list[dict[str, Any]], n: int, phase: str, label: str) -> bool:
+    tool = _TOOL.get(label)
+    return tool is not None and any(r.get("quota") and r["n"] == n and r["phase"] == phase and r["tool"] == tool
+                                    and not r.get("ok", True) for r in rows)
+
+
+def _median(rows: list[dict[str, Any]], n: int, phase: str, tool: str | None, field: str,
+            failed: bool = False) -> float | None:
+    """The median over the quota runs; ``failed``: of the failed runs instead (a lower bound, marked)."""
+    import statistics
+    values = [r[field] for r in rows if r.get("quota") and r["n"] == n and r["phase"] == phase
+              and (tool is None or r["tool"] == tool) and r.get(field) is not None
+              and (tool is None or r.get("ok", True) != failed)]
+    return statistics.median(values) if values else None

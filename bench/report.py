@@ -120,6 +120,54 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "—" if not a or not b else f"{a / b:.3f}"
 
 
+QUOTA_PHASES = ("cold", "noop", "update", "noop2")
+POLL_INTERVAL = 60.0      # the daemon's default --interval
+RESYNC_INTERVAL = 3600.0  # the events daemon's default --resync-interval
+
+
+def quota_table(rows: list[Row]) -> str:
+    """The runs made through the quota proxy: each tool's time against the quota-bound minimum."""
+    rows = [r for r in rows if r.get("quota")]
+    med = medians(rows)
+    bounds = {(r["n"], r["phase"]): (r["quota_bound"], r.get("quota_bucket", "")) for r in rows}
+    throttled: dict[tuple[str, int, str], list[int]] = defaultdict(list)
+    for r in rows:
+        throttled[(r["tool"], r["n"], r["phase"])].append(r.get("throttled_total", 0))
+    lines = ["| N | phase | quota-bound minimum s (bucket) | ecs-secrets s | × bound | calls | refused | "
+             "Terraform s | × bound | calls | refused | runs |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n in sorted({n for _, n, _ in med}):
+        for phase in QUOTA_PHASES:
+            if (n, phase) not in bounds:
+                continue
+            least, bucket = bounds[(n, phase)]
+            o, t = med.get(("ecs-secrets", n, phase), {}), med.get(("terraform", n, phase), {})
+            cells = [f"{n:,}", phase + _failed(o, "ecs-secrets") + _failed(t, "Terraform"),
+                     f"{least:,.1f} ({bucket or 'none'})"]
+            for tool, m in (("ecs-secrets", o), ("terraform", t)):
+                refused = throttled.get((tool, n, phase))
+                cells += [_fmt(m.get("seconds"), 2), _ratio(m.get("seconds"), least), _fmt(m.get("total")),
+                          _fmt(statistics.median_low(refused)) if refused else "—"]
+            cells.append(f"{_runs(o)}/{_runs(t)}")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n" + daemon_table(rows)
+
+
+def daemon_table(rows: list[Row]) -> str:
+    """The idle daemon's SSM/IAM/ECS/STS calls an hour: polling from the measured pass (``run --once`` with
+    nothing to change) times passes an hour; events from the model: one resync pass an hour, nothing else."""
+    med = medians([r for r in rows if r.get("phase") == "daemon-pass"])
+    lines = ["| N | calls a pass (measured) | pass s | polling, every 60 s: calls/h | "
+             "events, resync 1 h: calls/h (model) | events/polling |", "|---:|---:|---:|---:|---:|---:|"]
+    for (_, n, _), m in sorted(med.items(), key=lambda kv: kv[0][1]):
+        per_pass = m.get("total", 0)
+        polling = per_pass * 3600 / POLL_INTERVAL
+        events = per_pass * 3600 / RESYNC_INTERVAL
+        lines.append(f"| {n:,} | {_fmt(per_pass)} | {_fmt(m.get('seconds'), 2)} | {_fmt(polling)} | "
+                     f"{_fmt(events)} | {_ratio(events, polling)} |")
+    return "\n".join(lines)
+
+
 def calls_by_action(rows: list[Row], n: int, phase: str) -> str:
     med = medians(rows)
     lines = [f"| action | ecs-secrets | Terraform |", "|---|---:|---:|"]
@@ -136,8 +184,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chart", type=Path, help="write the PNG chart here (needs matplotlib: pip install -e .[bench])")
     p.add_argument("--actions", type=int, metavar="N", help="also print calls by action at this N")
     p.add_argument("--pairs", type=int, metavar="N", help="also print every same-run pair at this N")
+    p.add_argument("--quota", action="store_true", help="the runs made through the quota proxy (bench.run --quota)")
     args = p.parse_args(argv)
     rows = load(args.files)
+    if args.quota:
+        print(quota_table(rows))
+        if args.chart:
+            from bench.chart import draw_quota
+            for n in sorted({r["n"] for r in rows if r.get("quota")}):
+                out = args.chart.with_name(f"{args.chart.stem}-{n}{args.chart.suffix}")
+                draw_quota(rows, out, n)
+                print(f"\nchart: {out}")
+        return 0
+    rows = [r for r in rows if not r.get("quota")]   # the quota runs have their own table (--quota)
     print(table(rows))
     if args.actions:
         for phase in PHASES:

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
@@ -188,6 +189,31 @@ def test_deletes_after_writes_kind_by_kind_and_may_write_is_asked_each_time(writ
     starts = [ref for event, ref in writes["log"] if event == "start"]
     assert starts == ["Parameter/new", "TaskDefinition/old", "ExecutionRole/r"]
     assert [o.result for o in report.outcomes] == ["applied", "applied", "applied", "skipped"]
+
+
+def test_a_registration_starts_as_soon_as_its_own_role_and_parameters_exist(writes: dict) -> None:
+    """Parameters nothing waits for do not go before the one a task definition needs, and a write
+    waiting for its quota (ECS registrations: 1 a second) holds up no write of another kind."""
+    registered, unrelated_done = threading.Event(), threading.Event()
+
+    def write(ref: str) -> None:
+        if ref in ("Parameter/a", "Parameter/b"):
+            registered.wait(5)          # written after the registration, not before it
+        if ref == "Parameter/b":
+            unrelated_done.set()
+        if ref == "TaskDefinition/t":
+            registered.set()
+            unrelated_done.wait(5)      # a slow registration: parameters go on meanwhile
+    writes["write"] = write
+    plan = Plan((_change("Parameter", "a"), _change("Parameter", "b"), _change("Parameter", "x"),
+                 _change("ExecutionRole", "r"), _change("TaskDefinition", "t", "Parameter/x", "ExecutionRole/r")))
+    started = time.monotonic()
+    report = apply_.apply(None, plan, workers=1)
+    assert report.ok
+    log = writes["log"]
+    assert log.index(("start", "TaskDefinition/t")) < log.index(("end", "Parameter/a"))
+    assert log.index(("end", "Parameter/b")) < log.index(("end", "TaskDefinition/t"))
+    assert time.monotonic() - started < 4   # no wait ran into its timeout
 
 
 # --- rate limits --------------------------------------------------------------------------------------

@@ -3,6 +3,10 @@
 Dry-run never reaches this module. Independent writes overlap in a small pool; a change starts only
 once every change it depends on (``Change.depends_on``: a task definition after its role and its
 parameters) has finished, and is reported as blocked, not tried, when one of them did not apply.
+Each kind writes to its own AWS quota (Parameter Store, IAM, ECS registrations), so each kind has its
+own ``workers`` slots: a registration waiting for ECS's 1-a-second token never holds up a parameter.
+Within a kind, what a task definition needs goes first, in the order of the task definitions, so
+that each registration can start as soon as its own role and parameters exist.
 Deletes start after every write, kind by kind in reverse order. ``may_write`` is asked before every
 write (the daemon's leader check, SIGTERM); a write guard on ``aws`` (``guard``) then checks every
 attempt of it, retries included. Outcomes are reported as they finish, and listed in plan
@@ -27,7 +31,7 @@ from controller.core.plan import Change, Plan
 from controller.vocab.sensitive import scrub
 
 log = logging.getLogger("ecs_secrets.apply")
-WORKERS = 4   # writes in flight; the rate limiter (session.py), not this, keeps us under AWS's quotas
+WORKERS = 4   # writes in flight per kind; the rate limiter (session.py), not this, keeps us under AWS's quotas
 
 
 @dataclass
@@ -61,8 +65,10 @@ def apply(aws: Aws, plan: Plan, may_write: Callable[[], bool] = lambda: True,
     run = _Run(aws, {b.ref for b in plan.blockers}, may_write, on_outcome, workers)
     run.on_start = on_start
     rolls = [c for c in ordered if c.kind == "Service"]
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="apply") as pool:
-        for i, wave in enumerate(_waves([c for c in ordered if c.kind != "Service"])):
+    writes = [c for c in ordered if c.kind != "Service"]
+    kinds = len({c.kind for c in writes}) or 1   # each kind its own slots (``wave``)
+    with ThreadPoolExecutor(max(1, workers) * kinds, thread_name_prefix="apply") as pool:
+        for i, wave in enumerate(_waves(writes)):
             if i == 1 or (i == 0 and wave[0].action == "delete"):
                 _roll(aws, run, rolls, rollout_timeout)
                 rolls = []
@@ -96,42 +102,53 @@ class _Run:
         self.on_start: Callable[[Change], None] = lambda c: None
 
     def wave(self, pool: ThreadPoolExecutor, changes: list[Change]) -> None:
-        """Start each change, in plan order, once the changes it depends on have finished; at most
-        ``workers`` in flight, so that ``may_write`` is asked right before each write starts."""
-        order = {id(c): i for i, c in enumerate(changes)}
+        """Start each change once the changes it depends on have finished, most urgent first
+        (``_urgency``); at most ``workers`` in flight per kind, so that ``may_write`` is asked right
+        before each write starts."""
         refs = {c.ref for c in changes}
-        left, dependents, ready = {}, defaultdict(list), []
+        left, dependents = {}, defaultdict(list)
         for c in changes:
             deps = {d for d in _dependencies(c) if d in refs and d != c.ref}
             left[id(c)] = len(deps)
             for d in deps:
                 dependents[d].append(c)
-            if not deps:
-                heapq.heappush(ready, (order[id(c)], c))
+        order = _urgency(changes, dependents)
+        ready: dict[str, list] = defaultdict(list)
+        for c in changes:
+            if not left[id(c)]:
+                heapq.heappush(ready[c.kind], (order[id(c)], c))
         running: dict[Future, Change] = {}
-        while ready or running:
-            while ready and len(running) < self.workers:
-                change = heapq.heappop(ready)[1]
-                if not self._settled(change):
-                    self.on_start(change)
-                    running[pool.submit(_write, self.aws, change)] = change
-                    continue
-                self._release(change, left, dependents, ready, order)
+        busy: dict[str, int] = defaultdict(int)
+        while any(ready.values()) or running:
+            started = True
+            while started:   # a settled change can release others, of any kind
+                started = False
+                for kind in list(ready):
+                    while ready[kind] and busy[kind] < self.workers:
+                        change = heapq.heappop(ready[kind])[1]
+                        started = True
+                        if not self._settled(change):
+                            self.on_start(change)
+                            running[pool.submit(_write, self.aws, change)] = change
+                            busy[kind] += 1
+                            continue
+                        self._release(change, left, dependents, ready, order)
             if running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     change = running.pop(future)
+                    busy[change.kind] -= 1
                     self._finish(change, future.result())
                     self._release(change, left, dependents, ready, order)
         for c in changes:  # only a dependency cycle leaves any: nothing could start them
             if id(c) not in self.outcomes:
                 self._finish(c, Outcome(c, "blocked", "its dependencies never finished"))
 
-    def _release(self, change: Change, left: dict, dependents: dict, ready: list, order: dict) -> None:
+    def _release(self, change: Change, left: dict, dependents: dict, ready: dict, order: dict) -> None:
         for dep in dependents.pop(change.ref, []):
             left[id(dep)] -= 1
             if left[id(dep)] == 0:
-                heapq.heappush(ready, (order[id(dep)], dep))
+                heapq.heappush(ready[dep.kind], (order[id(dep)], dep))
 
     def _settled(self, change: Change) -> bool:
         """Blocked or skipped without a write (then True), or clear to write (False)."""
@@ -171,3 +188,20 @@ def _write(aws: Aws, change: Change) -> Outcome:
 
 def _dependencies(change: Change) -> tuple[str, ...]:
     return change.depends_on
+
+
+def _urgency(changes: list[Change], dependents: dict[str, list[Change]]) -> dict[int, tuple[int, int, int]]:
+    """id(change) → its place in the queue of its kind: first what some later change needs, in the
+    plan order of the earliest change that needs it (through any chain), then the rest in plan order.
+    So the parameters and the role of the first task definition come before those of the second, and a
+    parameter nothing waits for does not hold up one that a registration waits for."""
+    order = {id(c): i for i, c in enumerate(changes)}
+    first: dict[str, int] = {}
+
+    def earliest(c: Change, seen: frozenset[str] = frozenset()) -> int:
+        if c.ref not in first:
+            later = [d for d in dependents.get(c.ref, ()) if d.ref not in seen]
+            first[c.ref] = min((earliest(d, seen | {c.ref}) for d in later), default=order[id(c)])
+        return first[c.ref]
+
+    return {id(c): (0 if dependents.get(c.ref) else 1, earliest(c), order[id(c)]) for c in changes}
