@@ -35,6 +35,7 @@ EXITS = {
     "controller-policy": "0; 1 an error",
     "init": "0 manifests written; 1 nothing found to adopt, or an error",
     "completion": "0; 1 a usage error",
+    "events-setup": "0 printed (with --apply: created or already in place); 1 an error",
 }
 
 
@@ -190,6 +191,7 @@ def parser() -> Parser:
     _controller_policy_parser(sub)
     _run_parser(sub)
     _init_parser(sub)
+    _events_setup_parser(sub)
     sch = sub.add_parser("schema", help="print the manifests' JSON Schema", epilog=_epilog("schema"))
     _global_options(sch, LOGS)
     comp = sub.add_parser("completion", help="print a shell completion script", epilog=_epilog("completion") +
@@ -263,6 +265,16 @@ def _rollout_timeout(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rollout-timeout", type=_seconds(positive=True), default=900.0, metavar="SECONDS",
                    help="follow each service's deployment of a spec.rollout this long before it counts as failed "
                    "(default 900)")
+
+
+def _events_setup_parser(sub: Any) -> None:
+    p = sub.add_parser("events-setup", help="print (or --apply: create) the SQS queue and EventBridge rules that "
+                       "`run --events` reads", epilog=_epilog("events-setup"))
+    _common(p, manifests=False)
+    p.add_argument("--queue-name", default="ecs-secrets-events", metavar="NAME",
+                   help="the SQS queue (default ecs-secrets-events)")
+    p.add_argument("--apply", action="store_true", help="create them (idempotent: run it again after any change)")
+    p.add_argument("--account", metavar="ID", help="12-digit account id (default: sts:GetCallerIdentity)")
 
 
 def _cluster(p: argparse.ArgumentParser) -> None:
@@ -722,6 +734,53 @@ def _identity(args: argparse.Namespace, region: str) -> tuple[str, str]:
     return arn.split(":")[1], arn.split(":")[4]
 
 
+def cmd_events_setup(args: argparse.Namespace) -> int:
+    import re
+    from controller.core import eventrules
+    if args.sandbox:
+        raise ControllerError("events-setup creates EventBridge rules that only a real account delivers to; "
+                              "drop --sandbox (print them with --account ID and no --apply)")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", args.queue_name):
+        raise ControllerError(f"--queue-name {args.queue_name!r}: an SQS queue name is 1 to 80 letters, digits, "
+                              "- and _ (a FIFO queue, ending .fifo, cannot be an EventBridge rule's target here)")
+    region = _region(args)
+    partition, account = _identity(args, region)
+    setup = eventrules.Setup(account=account, region=region, partition=partition, owner=args.owner,
+                             queue=args.queue_name)
+    plan = eventrules.plan(setup)
+    if not args.apply:
+        if args.output == "json":
+            print(json.dumps(eventrules.document(plan), indent=2))
+        else:
+            print(_setup_text(plan, "would create (run again with --apply)"))
+        return EXIT_OK
+    from controller.aws import eventrules as apply_rules
+    aws = _aws(args)
+    notes = apply_rules.trail_notes(aws, sorted({region} | {c.region for c in plan.calls}))
+    done: list[Any] = []
+    url = apply_rules.apply(aws, plan, args.owner, done.append)
+    if args.output == "json":
+        doc = eventrules.document(plan, url)
+        doc["results"] = [{"operation": d.call.operation, "region": d.call.region, "result": d.result} for d in done]
+        doc["notes"] += notes
+        print(json.dumps(doc, indent=2))
+    else:
+        for d in done:
+            print(f"{d.result:8} {d.call.says}")
+        for note in list(plan.notes) + notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(f"\nReady: ecs-secrets run -f PATH --events {url}")
+    return EXIT_OK
+
+
+def _setup_text(plan: Any, heading: str) -> str:
+    lines = [f"events-setup {heading}:"]
+    lines += [f"  + {c.says}" for c in plan.calls]
+    lines += [f"note: {n}" for n in plan.notes]
+    lines.append("Every call with its parameters (rule patterns, queue policy, role): --output json")
+    return "\n".join(lines)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from controller.daemon import loop
     aws = _aws(args)
@@ -731,4 +790,5 @@ def cmd_run(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate, "reconcile": cmd_reconcile, "verify": cmd_verify, "schema": cmd_schema,
     "controller-policy": cmd_controller_policy, "run": cmd_run, "init": cmd_init, "completion": cmd_completion,
+    "events-setup": cmd_events_setup,
 }
