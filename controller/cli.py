@@ -228,6 +228,7 @@ def _verify_parser(sub: Any) -> None:
     _common(ver, manifests=False)
     ver.add_argument("--family", metavar="NAME[:REV]", help="a registered task definition instead of manifests")
     ver.add_argument("--against", choices=("aws",), help="also cross-check with iam:SimulatePrincipalPolicy")
+    _target(ver)
     ver.set_defaults(_check=lambda a: None if a.filename or a.family else "verify needs -f PATH or --family NAME[:REV]")
 
 
@@ -645,7 +646,11 @@ def _lock(args: argparse.Namespace, aws: Any) -> Any:
 def cmd_verify(args: argparse.Namespace) -> int:
     from controller.verify import command as verify
     aws = _aws(args)
-    desired = _load(args, aws) if args.filename else None
+    fleet = _fleet(args, aws.region) if args.filename else None
+    if fleet is not None and (not fleet.single or args.target):
+        from controller import cli_fleet
+        return cli_fleet.verify(args, aws, _fleet_only(args, fleet))
+    desired = _load(args, aws, fleet.groups.get(None)) if fleet is not None else None
     return verify.command(aws, desired=desired, family=args.family, output=args.output,
                           against_aws=args.against == "aws", out=sys.stdout)
 

@@ -114,3 +114,31 @@ def controller_policy(args: argparse.Namespace, fleet: Any, region: str, identit
     document = fleet_.controller_policy(statements, fleet.targets.values())
     print(json.dumps(document, indent=2))
     return EXIT_OK
+
+
+def verify(args: argparse.Namespace, aws: Any, fleet: Any, out: Any = sys.stdout) -> int:
+    """``verify -f`` of a fleet: every target's task definitions, verified in that target's account, each row
+    naming ``family@target``. A target whose role cannot be assumed is an error that names it."""
+    from dataclasses import replace
+
+    from controller import fleet as run
+    from controller.core import fleet as fleet_
+    from controller.verify import observe
+    from controller.verify.facts import exit_code
+    from controller.verify.report import render_json, render_text
+    if args.family:
+        raise ControllerError("--family verifies one registered task definition of one account; not with "
+                              "manifests that name Targets (verify -f alone, or --family without them)")
+    _refuse_single_account_only(args)
+    connections = run.connect(aws, fleet)
+    failed = [why for name, why in ((n, run.reachable(connections[n], fleet.targets[n])) for n in fleet.groups
+                                    if n is not None) if why]
+    if failed:
+        raise ControllerError("; ".join(failed))
+    rows = []
+    for name, desired in fleet.groups.items():
+        found = observe.rows(connections[name], desired=desired, against_aws=args.against == "aws")
+        rows += [replace(r, target=replace(r.target, task_definition=fleet_.label(r.target.task_definition, name)))
+                 for r in found]
+    out.write(render_json(rows) if args.output == "json" else render_text(rows, args.against == "aws"))
+    return exit_code(rows)

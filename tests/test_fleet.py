@@ -134,6 +134,10 @@ def test_objects_land_only_in_their_targets_and_reports_name_them(fleet, capsys,
     assert value == canary and canary not in out + err
     code, out, err = run(capsys, "reconcile", "-f", fleet["path"], "--dry-run", "--output", "json")
     assert code == 0 and json.loads(out)["changes"] == []   # converged: every target in sync
+    code, out, err = run(capsys, "verify", "-f", fleet["path"], "--output", "json")   # each in its own account
+    assert code == 0, out + err
+    rows = {(r["task_definition"], r["verdict"]) for r in json.loads(out)["rows"]}
+    assert rows == {("web@a-eu", "allowed"), ("web@b-eu", "allowed")}
 
 
 @pytest.mark.slow

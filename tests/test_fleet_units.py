@@ -185,3 +185,20 @@ def test_an_hour_of_credentials_is_assumed_once(aws_env, no_managed_policies):
     for th in threads:
         th.join()
     assert base.calls[("sts", "AssumeRole", "success")] == 1
+
+
+def test_the_schema_knows_targets(tmp_path):
+    import io
+    from contextlib import redirect_stdout
+
+    import jsonschema
+
+    from controller.cli import main
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["schema"]) == 0
+    validator = jsonschema.Draft202012Validator(json.loads(out.getvalue()))
+    assert not list(validator.iter_errors(json.loads(target("a-eu", A, "eu-west-1"))))
+    assert not list(validator.iter_errors(json.loads(param("p", ["a-eu"]))))
+    bad = json.loads(target("a-eu", "12", "eu-west-1"))
+    assert list(validator.iter_errors(bad))
