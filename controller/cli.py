@@ -479,17 +479,6 @@ def _region(args: argparse.Namespace) -> str:
     return args.region or session.get_config_variable("region") or "us-east-1"
 
 
-def _desired(args: argparse.Namespace, region: str, sized: bool = False) -> Any:
-    """The manifests as ``Desired``, without any AWS call (no boto3 import either: start-up stays fast);
-    ``sized``: also the values that can be read now against their tiers' size."""
-    import os
-
-    from controller.core import validate
-    from controller.manifests import valuefile
-    sources = {"environ": os.environ, "read": valuefile.read_text} if sized else {}
-    return validate.load(args.filename, region, args.owner, **sources)
-
-
 def _load(args: argparse.Namespace, aws: Any, desired: Any = None) -> Any:
     """The manifests as ``Desired`` in the Region of ``aws`` (unless loaded already); under --sandbox, with its
     placeholders seeded."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -24,6 +25,8 @@ OWN = "123456789012"
 A, B = "111111111111", "222222222222"
 EU, US = "eu-west-1", "us-east-2"
 ROLE = "ecs-secrets-fleet"
+# moto has no error shape for STS's AccessDenied and says so on every refusal; the answer is still AWS's
+pytestmark = pytest.mark.filterwarnings("ignore:Exception\\(STSClientError\\):UserWarning")
 
 
 def client(service: str, url: str, account: str = OWN, region: str = "us-east-1"):
@@ -64,7 +67,8 @@ def app(targets: list[str] | None) -> list[str]:
     """A parameter, its execution role and the task definition that reads it, sent to ``targets``."""
     return [
         doc("Parameter", "db", {"name": "/app/db", "value": {"fromEnv": "DB_PASSWORD"}}, targets),
-        doc("ExecutionRole", "web-exec", {"roleName": "web-exec"}, targets),
+        # no managed policy: moto then need not load AWS's hundreds into every account (see ``fleet``)
+        doc("ExecutionRole", "web-exec", {"roleName": "web-exec", "managedPolicyArns": []}, targets),
         doc("TaskDefinition", "web", {"family": "web", "executionRole": "web-exec", "containerDefinitions": [
             {"name": "web", "image": "nginx:1.27", "memory": 128,
              "secrets": [{"name": "DB", "valueFrom": "/app/db"}]}]}, targets),
@@ -79,9 +83,15 @@ def canary(monkeypatch) -> str:
 
 
 @pytest.fixture
-def fleet(aws_env, tmp_path, canary) -> dict:
+def fleet(aws_env, tmp_path, canary, moto_server, monkeypatch) -> Iterator[dict]:
     """Targets a-eu and a-us (account A, two Regions) and b-eu (account B, with an external id), their roles,
-    and manifests: the app in a-eu and b-eu, a parameter in a-us, and one object of the controller's own."""
+    and manifests: the app in a-eu and b-eu, a parameter in a-us, and one object of the controller's own.
+
+    moto loads every AWS managed policy into each account's IAM at creation and again at every reset; with
+    three accounts that is slow, and these manifests attach none. So none are loaded here, and the accounts
+    are dropped at the end while that still holds (the next test's reset then has only its own to load)."""
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
+    moto_server.reset()
     make_role(aws_env, A)
     make_role(aws_env, B, external_id="fleet-b")
     docs = [target("a-eu", A, EU), target("a-us", A, US), target("b-eu", B, EU, "fleet-b"),
@@ -90,7 +100,8 @@ def fleet(aws_env, tmp_path, canary) -> dict:
             doc("Parameter", "own", {"name": "/own/flag", "type": "String", "value": {"literal": "x"}})]
     path = tmp_path / "fleet.yaml"
     path.write_text("\n---\n".join(docs))
-    return {"url": aws_env, "path": str(path)}
+    yield {"url": aws_env, "path": str(path)}
+    moto_server.reset()
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
