@@ -23,6 +23,7 @@ from controller.aws.session import Aws, error_code
 from controller.core import fleet as fleet_
 from controller.core.fleet import Fleet
 from controller.core.plan import Blocker, Change, Plan
+from controller.core.prune import limit_deletions
 from controller.vocab.problems import CheckError, ManifestError
 from controller.vocab.sensitive import scrub
 
@@ -95,8 +96,11 @@ def make(fleet: Fleet, connections: Connections, settings: reconcile.Settings, w
     first_refusal = next((v for v in done.values() if isinstance(v, ManifestError)), None)
     if first_refusal is not None:
         raise first_refusal   # a value that cannot be read: the manifests' problem, said as validate says it
-    return FleetResult({n: v for n, v in done.items() if isinstance(v, reconcile.Result)},
-                       {n: v for n, v in done.items() if isinstance(v, str)})
+    result = FleetResult({n: v for n, v in done.items() if isinstance(v, reconcile.Result)},
+                         {n: v for n, v in done.items() if isinstance(v, str)})
+    # --max-deletions caps one run, not one target: the fleet's deletions together
+    limit_deletions(fleet_.combine({n: r.plan for n, r in result.results.items()}), settings.max_deletions)
+    return result
 
 
 def _make_one(fleet: Fleet, connections: Connections, name: str | None,

@@ -202,3 +202,45 @@ def test_the_schema_knows_targets(tmp_path):
     assert not list(validator.iter_errors(json.loads(param("p", ["a-eu"]))))
     bad = json.loads(target("a-eu", "12", "eu-west-1"))
     assert list(validator.iter_errors(bad))
+
+
+def test_max_deletions_caps_the_whole_fleet(three, monkeypatch):
+    """--max-deletions is per run: 4 deletions in each of three targets are 12, over the default 10."""
+    from controller.core.prune import TooManyDeletions
+
+    def make(aws, desired, settings):
+        gone = tuple(Change("Parameter", f"old-{i}", "delete", ()) for i in range(4))
+        return reconcile.Result(Plan(gone if desired.objects[0].ref.endswith(("@fast-1", "@fast-2", "@slow")) else ()),
+                                None, desired)
+
+    monkeypatch.setattr(run.reconcile, "make", make)
+    connections = run.Connections(None, {name: _FakeAws() for name in three.groups})
+    with pytest.raises(TooManyDeletions, match="12 objects"):
+        run.make(three, connections, reconcile.Settings(prune=True))
+    assert run.make(three, connections, reconcile.Settings(prune=True, max_deletions=12)).plan.summary()["delete"] == 12
+
+
+def test_the_daemon_isolates_a_target_and_shows_it_in_status(three, monkeypatch, tmp_path):
+    """A target whose role is refused: its objects are in error with STS's reason, the others in sync, and
+    /status lists each target with its state."""
+    from controller.daemon.fleetloop import factory
+    from controller.daemon.metrics import Metrics
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    refused = "cannot assume arn:aws:iam::222222222222:role/x: AccessDenied: not authorized"
+    monkeypatch.setattr(run, "reachable", lambda aws, t: refused if t.name == "fast-2" else None)
+    monkeypatch.setattr(run.reconcile, "make", lambda aws, desired, settings: reconcile.Result(
+        Plan((), in_sync=tuple(o.ref for o in desired.objects)), None, desired))
+    path = tmp_path / "f.yaml"
+    path.write_text("\n---\n".join([target("fast-1", A, "eu-west-1"), target("fast-2", B, "eu-west-1"),
+                                    param("p", ["fast-1", "fast-2"]), param("own", None)]))
+    daemon = factory()(Aws(region="us-east-1"), str(path), reconcile.Settings(isolate=True), 60.0, Metrics())
+    daemon.load()
+    assert daemon.tick() == "partial"
+    status = daemon.status()
+    assert status["objects"]["Parameter/p@fast-2"]["state"] == "error"
+    assert "AccessDenied" in status["objects"]["Parameter/p@fast-2"]["last_error"]
+    assert status["objects"]["Parameter/p@fast-1"]["state"] == "in_sync"
+    assert status["objects"]["Parameter/own"]["state"] == "in_sync"
+    assert status["targets"]["fast-2"] == {"account": B, "region": "eu-west-1", "state": "error", "error": refused}
+    assert status["targets"]["fast-1"]["state"] == "ok"
