@@ -244,3 +244,16 @@ def test_the_daemon_isolates_a_target_and_shows_it_in_status(three, monkeypatch,
     assert status["objects"]["Parameter/own"]["state"] == "in_sync"
     assert status["targets"]["fast-2"] == {"account": B, "region": "eu-west-1", "state": "error", "error": refused}
     assert status["targets"]["fast-1"]["state"] == "ok"
+
+
+@pytest.mark.parametrize("controller_region, ok", [("us-east-1", False), ("cn-northwest-1", True)])
+def test_a_target_in_another_partition_is_refused(tmp_path, controller_region, ok):
+    from controller.vocab.problems import ManifestError
+    path = tmp_path / "cn.yaml"
+    path.write_text(json.dumps({"apiVersion": "ecs-secrets/v1", "kind": "Target", "metadata": {"name": "cn"}, "spec": {
+        "account": A, "region": "cn-north-1", "roleArn": f"arn:aws-cn:iam::{A}:role/x"}}))
+    if ok:
+        assert fleet_.load(str(path), controller_region).targets["cn"].partition == "aws-cn"
+    else:
+        with pytest.raises(ManifestError, match="cannot be assumed across partitions"):
+            fleet_.load(str(path), controller_region)

@@ -45,8 +45,8 @@ class Limiters:
     """One ``RateLimiter`` per (account, Region), with the base limiter's limits."""
 
     def __init__(self, base: ratelimit.RateLimiter) -> None:
-        self.base, self._by_place, self._lock = base, {}, threading.Lock()
-        self._by_place: dict[tuple[str, str], ratelimit.RateLimiter]
+        self.base, self._lock = base, threading.Lock()
+        self._by_place: dict[tuple[str, str], ratelimit.RateLimiter] = {}
 
     def of(self, account: str, region: str) -> ratelimit.RateLimiter:
         with self._lock:

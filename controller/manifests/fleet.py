@@ -83,7 +83,7 @@ def check(objects: tuple[Obj, ...], region: str) -> list[Problem]:
     and each group as its own manifest (a problem found in several groups is said once)."""
     if not uses_targets(objects):
         return checks.check(Manifest(objects, region))
-    problems = list(_targets(objects)) + list(_named(objects))
+    problems = list(_targets(objects, region)) + list(_named(objects))
     manifest = Manifest(objects, region)
     for name, group in split(manifest).items():
         problems += checks.check(group)
@@ -91,7 +91,7 @@ def check(objects: tuple[Obj, ...], region: str) -> list[Problem]:
     return list(dict.fromkeys(problems))
 
 
-def _targets(objects: tuple[Obj, ...]) -> Iterator[Problem]:
+def _targets(objects: tuple[Obj, ...], region: str) -> Iterator[Problem]:
     seen: dict[str, Obj] = {}
     for o in (o for o in objects if o.kind == TARGET):
         msg = rules.check_metadata_name(o.name)
@@ -104,6 +104,10 @@ def _targets(objects: tuple[Obj, ...]) -> Iterator[Problem]:
         if o.model.metadata.targets is not None:
             yield o.problem(("metadata", "targets"), "a Target goes to no target; remove metadata.targets")
         yield from _role_arn(o)
+        if partition_of(o.spec.region) != partition_of(region):
+            yield o.problem(("spec", "region"), f"{o.spec.region} is in partition {partition_of(o.spec.region)!r}, "
+                            f"the controller ({region}) in {partition_of(region)!r}: IAM roles cannot be assumed "
+                            "across partitions; run a controller in that partition")
 
 
 def _role_arn(o: Obj) -> Iterator[Problem]:
