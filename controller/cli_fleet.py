@@ -65,7 +65,8 @@ def reconcile(args: argparse.Namespace, aws: Any, fleet: Any, colour: bool = Fal
         for outcome in outcomes:
             if outcome.result != "applied":
                 print(f"{outcome.change.ref}: {outcome.result}: {outcome.error}", file=sys.stderr)
-        ordered = [o for c in plan.ordered() for o in outcomes if o.change.ref == c.ref]
+        rank = {c.ref: i for i, c in enumerate(plan.ordered())}
+        ordered = sorted(outcomes, key=lambda o: rank.get(o.change.ref, len(rank)))
         if args.output == "json":
             print(json.dumps(fleet_.with_targets(render.applied_dict(plan, outcomes)), indent=2, default=str))
         elif plan.changes:

@@ -291,3 +291,39 @@ def test_readme_example_validates(tmp_path, capsys):
     code, out, err = run(capsys, "validate", "-f", str(path))
     assert code == 0, err
     assert "@prod-eu" in out and "@prod-us" in out
+
+
+@pytest.mark.slow
+def test_calls_per_target_match_the_single_account_figure(aws_env, moto_server, monkeypatch, tmp_path):
+    """The same 25 parameters in the controller's own account and in two targets: a no-op check of a target
+    makes as many calls as the single account (within 5%), plus the one AssumeRole its credentials take."""
+    from controller import fleet as run
+    from controller import reconcile
+    from controller.aws.session import Aws
+    from controller.core import fleet as fleet_
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
+    moto_server.reset()
+    make_role(aws_env, A)
+    make_role(aws_env, B, external_id="fleet-b")
+    params = [doc("Parameter", f"p{i}", {"name": f"/bench/p{i}", "type": "String", "value": {"literal": str(i)}},
+                  ["a-eu", "b-eu"]) for i in range(25)]
+    own = [doc("Parameter", f"o{i}", {"name": f"/bench/p{i}", "type": "String", "value": {"literal": str(i)}})
+           for i in range(25)]
+    path = tmp_path / "bench.yaml"
+    path.write_text("\n---\n".join([target("a-eu", A, EU), target("b-eu", B, EU, "fleet-b"), *params, *own]))
+    fleet = fleet_.load(str(path), "us-east-1")
+    base = Aws(region="us-east-1")
+    connections = run.connect(base, fleet)
+    first = run.make(fleet, connections, reconcile.Settings())
+    run.execute(first, connections)
+    assert first.ok
+    base.calls.clear()
+    for aws in connections.all():
+        aws.calls.clear()
+    again = run.make(fleet, connections, reconcile.Settings())
+    assert again.plan.changes == () and not again.failed
+    single = base.total_calls()   # the own account's check (no AssumeRole: the credentials are still fresh)
+    for name in ("a-eu", "b-eu"):
+        print(f"no-op check: {name} {connections[name].total_calls()} calls, the single account {single}")
+        assert connections[name].total_calls() <= 1.05 * single, (name, connections[name].calls, base.calls)
+    moto_server.reset()
