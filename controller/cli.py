@@ -226,9 +226,9 @@ def _verify_parser(sub: Any) -> None:
     ver = sub.add_parser("verify", help="prove each container can read each of its secrets", epilog=_epilog("verify"))
     _manifest_options(ver, required=False)
     _common(ver, manifests=False)
+    _target(ver)
     ver.add_argument("--family", metavar="NAME[:REV]", help="a registered task definition instead of manifests")
     ver.add_argument("--against", choices=("aws",), help="also cross-check with iam:SimulatePrincipalPolicy")
-    _target(ver)
     ver.set_defaults(_check=lambda a: None if a.filename or a.family else "verify needs -f PATH or --family NAME[:REV]")
 
 
