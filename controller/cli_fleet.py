@@ -127,9 +127,9 @@ def verify(args: argparse.Namespace, aws: Any, fleet: Any, out: Any = sys.stdout
     from controller.verify import observe
     from controller.verify.facts import exit_code
     from controller.verify.report import render_json, render_text
-    if args.family:
-        raise ControllerError("--family verifies one registered task definition of one account; not with "
-                              "manifests that name Targets (verify -f alone, or --family without them)")
+    if args.family or getattr(args, "service", None):
+        raise ControllerError("--family and --service verify what runs in one account; not with manifests that "
+                              "name Targets (verify -f alone, or those options without such manifests)")
     _refuse_single_account_only(args)
     connections = run.connect(aws, fleet)
     failed = [why for name, why in ((n, run.reachable(connections[n], fleet.targets[n])) for n in fleet.groups
