@@ -719,7 +719,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     fleet = _fleet(args, aws.region)
     if fleet.single and not args.target:
         return loop.run(args, aws, _sources(args), args._sandbox.prepare if args.sandbox else None)
+    from controller import cli_fleet
     from controller.daemon import fleetloop
+    cli_fleet.refuse_single_account_only(args)
     _fleet_only(args, fleet)   # an unknown --target stops the daemon before it starts
     return loop.run(args, aws, _sources(args), None, factory=fleetloop.factory(args.target))
 

@@ -18,7 +18,7 @@ from controller.vocab.problems import ControllerError
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
-def _refuse_single_account_only(args: argparse.Namespace) -> None:
+def refuse_single_account_only(args: argparse.Namespace) -> None:
     if getattr(args, "sandbox", False):
         raise ControllerError("--sandbox is one embedded account: it cannot assume the roles of Targets; run the "
                               "manifests without Targets there, or against the accounts")
@@ -33,7 +33,7 @@ def reconcile(args: argparse.Namespace, aws: Any, fleet: Any, colour: bool = Fal
     from controller import reconcile as reconcile_
     from controller.core import fleet as fleet_
     from controller.core import render
-    _refuse_single_account_only(args)
+    refuse_single_account_only(args)
     progress = progress_.for_stream(sys.stderr, getattr(args, "quiet", False))
     aws.limiter.on_wait = lambda limit, seconds: progress.waiting(limit.what or limit.name, limit.tps, seconds)
     try:
@@ -130,7 +130,7 @@ def verify(args: argparse.Namespace, aws: Any, fleet: Any, out: Any = sys.stdout
     if args.family or getattr(args, "service", None):
         raise ControllerError("--family and --service verify what runs in one account; not with manifests that "
                               "name Targets (verify -f alone, or those options without such manifests)")
-    _refuse_single_account_only(args)
+    refuse_single_account_only(args)
     connections = run.connect(aws, fleet)
     failed = [why for name, why in ((n, run.reachable(connections[n], fleet.targets[n])) for n in fleet.groups
                                     if n is not None) if why]

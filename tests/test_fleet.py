@@ -327,3 +327,16 @@ def test_calls_per_target_match_the_single_account_figure(aws_env, moto_server, 
         print(f"no-op check: {name} {connections[name].total_calls()} calls, the single account {single}")
         assert connections[name].total_calls() <= 1.05 * single, (name, connections[name].calls, base.calls)
     moto_server.reset()
+
+
+def test_what_serves_one_account_only_says_so(tmp_path, capsys, monkeypatch):
+    """Saved plans hold one account's state: with Targets they are refused before any AWS call."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")   # nothing listens: any call would fail
+    path = tmp_path / "f.yaml"
+    path.write_text("\n---\n".join([target("a-eu", A, EU), doc("Parameter", "p", {
+        "name": "/p", "type": "String", "value": {"literal": "x"}}, ["a-eu"])]))
+    code, _, err = run(capsys, "reconcile", "-f", str(path), "--dry-run", "--out", str(tmp_path / "plan.json"))
+    assert code == 1 and "saved plans (--out, --plan) cover one account" in err
+    assert not (tmp_path / "plan.json").exists()
