@@ -75,7 +75,7 @@ class FleetResult:
         """The whole fleet's plan, to show: every target's, and one blocker per failed target."""
         plans = {name: r.plan for name, r in self.results.items()}
         combined = fleet_.combine(plans)
-        failures = tuple(fleet_.failure(name or "-", why) for name, why in self.failed.items())
+        failures = tuple(fleet_.failure(name or "(own account)", why) for name, why in self.failed.items())
         return Plan(combined.changes, combined.blockers + failures, combined.in_sync, combined.not_compared)
 
     @property
