@@ -12,11 +12,11 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from controller.manifests import ecsschema
-from controller.manifests.models import ExecutionRoleDoc, ParameterDoc, TaskDefinitionDoc
+from controller.manifests.models import ExecutionRoleDoc, ParameterDoc, TargetDoc, TaskDefinitionDoc
 
 
 def schema() -> dict[str, Any]:
-    adapter = TypeAdapter(ParameterDoc | ExecutionRoleDoc | TaskDefinitionDoc)
+    adapter = TypeAdapter(ParameterDoc | ExecutionRoleDoc | TaskDefinitionDoc | TargetDoc)
     out = adapter.json_schema(mode="validation")
     defs = out["$defs"]
     for model in defs.values():

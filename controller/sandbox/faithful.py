@@ -92,6 +92,8 @@ from moto.ecs.exceptions import EcsClientException, TaskDefinitionNotFoundExcept
 from moto.secretsmanager import models as sm_models
 from moto.utilities.utils import get_partition
 
+from controller.sandbox import faithful_sts
+
 FAIL_IMAGE_MARKER = "faithful-cannot-start"
 """An image whose name contains this never starts: its deployments end FAILED."""
 
@@ -127,6 +129,7 @@ def install() -> None:
         _patch_services()
         _patch_secret_versions()
         _patch_lazy_managed_policies()
+        faithful_sts.install()   # AssumeRole as STS answers it: trust policies, external ids
         _installed = True
 
 
