@@ -328,9 +328,27 @@ def test_a_burst_of_1000_events_for_one_object_is_one_reconcile(aws_env, queue, 
         assert metrics.event_reconciles._value.get() == 1 and memory.deleted == 1000
         assert metrics.events_total.labels("relevant")._value.get() == 1000
         assert daemon.last["scope"] == ["ExecutionRole/b-exec", "Parameter/b-level", "TaskDefinition/b"]
+        # the objects outside the partial pass keep what the full pass found (not "not planned")
+        assert {o.state for o in daemon.table.objects.values()} == {"in_sync"} and len(daemon.table.objects) == 6
     finally:
         daemon.stop("test")
         thread.join(30)
+
+
+def test_a_replica_that_may_not_write_hands_its_messages_back_undeleted(aws_env, queue, stacks):
+    aws, metrics = Aws(region="us-east-1", endpoint_url=aws_env), Metrics()
+    inbox = Inbox(aws, queue, metrics, wait=0)
+    daemon = Daemon(aws, str(stacks), reconcile.Settings(isolate=True), 300, metrics, inbox=inbox, resync=300)
+    daemon.desired = load(str(stacks), "us-east-1")
+    inbox.follow(daemon.desired)
+    memory = MemoryQueue([parameter_changed("/b/level")])
+    inbox.poll_client = inbox.client = memory
+    batch = inbox.next()
+    assert batch is not None and batch.refs and not memory.visible
+    daemon.stopping.set()                              # SIGTERM between the poll and the reconcile
+    daemon._reconcile_events(batch)
+    assert memory.messages and memory.visible == ["m0"] and memory.deleted == 0
+    assert metrics.event_reconciles._value.get() == 0
 
 
 def test_access_denied_on_the_queue_falls_back_and_a_readable_queue_recovers(aws_env, queue, stacks):

@@ -18,6 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from controller.aws.guard import LeaseLost
 from controller.aws.session import Aws, error_code
 from controller.core import events as events_
 from controller.core.desired import Desired
@@ -70,7 +71,7 @@ class Inbox:
                     break
                 self._sort(messages, batch)
         except (ClientError, BotoCoreError) as exc:
-            self._fall_back(exc)
+            self.fall_back(exc)
             return None if not batch.handles else batch   # what was read is still reconciled, then deleted
         self._recovered()
         return batch
@@ -124,7 +125,7 @@ class Inbox:
             try:
                 reply = self.client.delete_message_batch(QueueUrl=self.url, Entries=[
                     {"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(chunk)])
-            except (ClientError, BotoCoreError) as exc:
+            except (ClientError, BotoCoreError, LeaseLost) as exc:
                 log.warning("could not delete %d messages (%s); they come back after the queue's visibility "
                             "timeout", len(chunk), _why(exc), extra={"object": "-", "action": "events"})
                 continue
@@ -145,7 +146,7 @@ class Inbox:
 
     # --- the mode -----------------------------------------------------------------------------
 
-    def _fall_back(self, exc: BaseException) -> None:
+    def fall_back(self, exc: BaseException) -> None:
         self.reason = _why(exc)
         if self.mode == POLLING:
             return
@@ -174,4 +175,4 @@ class Inbox:
 
 def _why(exc: BaseException) -> str:
     """The error code (AccessDenied, AWS.SimpleQueueService.NonExistentQueue, …) or the connection failure."""
-    return error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+    return error_code(exc)

@@ -176,7 +176,7 @@ class Daemon:
 
     def _finish(self, rid: str, started: float, result: str, refs: set[str] | None = None) -> None:
         duration = time.monotonic() - started
-        self.last_tick = self.last_turn = time.monotonic()
+        self.last_tick = time.monotonic()
         self.metrics.reconcile_total.labels(result).inc()
         self.metrics.reconcile_duration.observe(duration)
         self.metrics.set_resources(self.table.states())
@@ -230,17 +230,32 @@ class Daemon:
                 if self.tick(due) == "error":
                     return
                 continue
-            batch = self.inbox.next()
+            try:
+                batch = self.inbox.next()
+            except Exception as exc:  # never a crash: poll instead, and try the queue again each interval
+                self.inbox.fall_back(exc)
+                batch = None
             self.last_turn = time.monotonic()
             if batch is not None and batch.refs:
-                if self.tick(batch.refs) == "error":   # not reconciled: they come back, after a backoff
-                    self.inbox.release(batch.handles, backoff_.wait_seconds(1))
-                else:
-                    self.inbox.delete(batch.handles)
+                self._reconcile_events(batch)
             if batch is None or self.inbox.mode == POLLING:
                 log.info("reconciling everything now, then every --interval (%gs) until the queue can be read",
                          self.interval, extra=_ctx("events"))
                 return
+
+    def _reconcile_events(self, batch: Any) -> None:
+        """Delete the messages only once their objects were reconciled by a replica that could write."""
+        assert self.inbox is not None
+        if not self.may_write():   # stopping, or no longer the leader: at once to whoever reads next
+            self.inbox.release(batch.handles, 0)
+            return
+        result = self.tick(batch.refs)
+        if result == "error":      # not reconciled: they come back, after a backoff
+            self.inbox.release(batch.handles, backoff_.wait_seconds(1))
+        elif not self.may_write():   # stopped or deposed during it: some writes may have been skipped
+            self.inbox.release(batch.handles, 0)
+        else:
+            self.inbox.delete(batch.handles)
 
     def _interrupted(self) -> bool:
         if self.wake.is_set():
@@ -337,7 +352,8 @@ class Daemon:
     def healthy(self) -> tuple[bool, str]:
         """Fails when the loop has not finished a reconcile (or, with --events, a poll of the queue) for 3
         intervals (never less than HEALTH_FLOOR)."""
-        age, limit = time.monotonic() - max(self.last_tick, self.last_turn), max(3 * self.interval, HEALTH_FLOOR)
+        last = max(self.last_tick, self.last_turn) if self.inbox else self.last_tick
+        age, limit = time.monotonic() - last, max(3 * self.interval, HEALTH_FLOOR)
         ok = age < limit
         what = "last reconcile or poll of the events queue" if self.inbox else "last reconcile"
         return ok, f"{'ok' if ok else 'stuck'}: {what} ended {age:.0f}s ago (limit {limit:.0f}s)"
