@@ -248,6 +248,13 @@ def test_the_whole_set_as_a_subset_is_the_desired_state(desired):
     part = desired.subset({o.ref for o in desired.objects})
     assert part.objects == desired.objects and part.reads == desired.reads
     assert part.external_roles == desired.external_roles
+    assert part.partial and not desired.partial
+
+
+def test_a_subset_is_never_pruned(desired):
+    from controller import reconcile
+    with pytest.raises(ValueError, match="subset"):   # refused before any AWS call: no client is needed
+        reconcile.make(None, desired.subset({"Parameter/b-db"}), reconcile.Settings(prune=True))
 
 
 # --- the queue's address ---------------------------------------------------------------------------

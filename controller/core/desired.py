@@ -155,6 +155,7 @@ class Desired:
     external_roles: frozenset[str]                                # role names task definitions use, not declared
     reads: Mapping[str, RegionReads]                              # Region → what observe reads there
     ctx: Context | None = None                                    # after resolve
+    partial: bool = False                                         # a subset: some objects only, never pruned
 
     def of(self, kind: str) -> list[Any]:
         return list(self._by_kind.get(kind, ()))
@@ -210,7 +211,7 @@ class Desired:
         roles = [o for o in objects if isinstance(o, DesiredRole)]
         external = frozenset(r for r in self.external_roles if any(td.role == r for td in tds))
         return replace(self, objects=objects, parameters=parameters, external_roles=external,
-                       reads=_reads(parameters, tds, self.region, roles))
+                       reads=_reads(parameters, tds, self.region, roles), partial=True)
 
     @property
     def not_compared(self) -> tuple[str, ...]:
