@@ -22,6 +22,9 @@ def refuse_single_account_only(args: argparse.Namespace) -> None:
     if getattr(args, "sandbox", False):
         raise ControllerError("--sandbox is one embedded account: it cannot assume the roles of Targets; run the "
                               "manifests without Targets there, or against the accounts")
+    if getattr(args, "events", None):
+        raise ControllerError("--events reads one account's queue and maps its events to that account's objects; "
+                              "not available for manifests with Targets yet (the daemon polls each target)")
     if getattr(args, "plan", None) or getattr(args, "out", None):
         raise ControllerError("saved plans (--out, --plan) cover one account; not available for manifests with "
                               "Targets yet (use --dry-run, then reconcile)")

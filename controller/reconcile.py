@@ -66,6 +66,8 @@ def resolve_values(desired: Desired, settings: Settings) -> tuple[dict[str, Sens
 
 def make(aws: Aws, desired: Desired, settings: Settings) -> Result:
     """Observe and plan; no writes."""
+    if settings.prune and desired.partial:   # what a subset leaves out is not gone
+        raise ValueError("prune needs the whole desired state, not a subset")
     if settings.skip_values:
         desired = desired.without_values()
     values, problems = resolve_values(desired, settings)

@@ -52,6 +52,13 @@ class Metrics:
         self.rollout_duration = Histogram(f"{PREFIX}rollout_duration_seconds", "From UpdateService to the end of "
                                           "the deployment it started", buckets=(1, 5, 15, 30, 60, 120, 300, 600, 900,
                                                                                 1800), registry=r)
+        self.events_total = Counter(f"{PREFIX}events_total", "Messages read from the --events queue: received, "
+                                    "then each relevant, irrelevant (of no object of ours) or malformed",
+                                    ["result"], registry=r)
+        self.events_mode = Gauge(f"{PREFIX}events_mode", "1 for the mode in force: events (the --events queue) "
+                                 "or polling (no --events, or the queue cannot be read)", ["mode"], registry=r)
+        self.event_reconciles = Counter(f"{PREFIX}event_reconciles_total", "Reconciles of only the objects "
+                                        "that events concern", registry=r)
         for result in RESULTS:
             self.reconcile_total.labels(result)
         for result in ROLLOUT_RESULTS:
