@@ -221,6 +221,7 @@ def _reconcile_parser(sub: Any) -> None:
     rec.add_argument("--skip-values", action="store_true", help="with --dry-run: read no fromEnv/fromFile value "
                      "(none is compared), so that a job without the production secrets can plan")
     _cluster(rec)
+    _target(rec)
     rec.set_defaults(_check=_check_reconcile)
 
 
@@ -256,6 +257,17 @@ def _controller_policy_parser(sub: Any) -> None:
     pol.add_argument("--events", type=_queue_url, metavar="QUEUE_URL", help="include reading and deleting the "
                      "messages of `run --events QUEUE_URL`")
     _cluster(pol)
+    _target(pol, policy=True)
+
+
+def _target(p: argparse.ArgumentParser, policy: bool = False) -> None:
+    if policy:
+        p.add_argument("--target", metavar="NAME", help="a Target of the manifests: print the policy of the role "
+                       "to assume in its account (default: the controller's own policy)")
+    else:
+        p.add_argument("--target", action="append", default=[], metavar="NAME", help="only this Target of the "
+                       "manifests (objects with metadata.targets naming it); repeatable (default: every target and "
+                       "the objects without targets)")
 
 
 def _cluster(p: argparse.ArgumentParser) -> None:
@@ -281,6 +293,7 @@ def _run_parser(sub: Any) -> None:
                          epilog=_epilog("run"))
     _common(run)
     _cluster(run)
+    _target(run)
     positive = _seconds(positive=True)
     run.add_argument("--interval", type=positive, default=60.0, metavar="SECONDS", help="between reconciles (±10%%); "
                      "with --events, only while the queue cannot be read")
@@ -499,10 +512,11 @@ def _desired(args: argparse.Namespace, region: str, sized: bool = False) -> Any:
     return validate.load(args.filename, region, args.owner, **sources)
 
 
-def _load(args: argparse.Namespace, aws: Any) -> Any:
-    """The manifests as ``Desired`` in the Region of ``aws``; under --sandbox, with its placeholders seeded."""
+def _load(args: argparse.Namespace, aws: Any, desired: Any = None) -> Any:
+    """The manifests as ``Desired`` in the Region of ``aws`` (unless loaded already); under --sandbox, with its
+    placeholders seeded."""
     from controller import reconcile
-    desired = reconcile.load(args.filename, aws, args.owner)
+    desired = desired if desired is not None else reconcile.load(args.filename, aws, args.owner)
     if args.sandbox:
         args._sandbox.prepare(aws, desired)
     return desired
@@ -515,8 +529,8 @@ def _sources(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    desired = _desired(args, _region(args), sized=True)
-    refs = [o.ref for o in desired.objects]
+    fleet = _fleet(args, _region(args), sized=True)
+    refs = [o.ref for o in fleet.objects]
     if args.output == "json":
         print(json.dumps({"valid": True, "objects": refs}))
     else:
@@ -528,7 +542,25 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     _saved_plan_flags(args)
     aws = _aws(args)
     with _lock(args, aws):   # with --lease-table: from the observation to the last write
-        return _reconcile(args, aws)
+        fleet = _fleet(args, aws.region)
+        if fleet.single and not args.target:
+            return _reconcile(args, aws, fleet.groups.get(None))
+        from controller import cli_fleet
+        return cli_fleet.reconcile(args, aws, _fleet_only(args, fleet), colour(sys.stdout))
+
+
+def _fleet(args: argparse.Namespace, region: str, sized: bool = False) -> Any:
+    """The manifests as a ``Fleet`` (one ``Desired`` per target; today's single ``Desired`` when no target is
+    named anywhere), without any AWS call."""
+    from controller.core import fleet
+    from controller.manifests import valuefile
+    sources = {"environ": os.environ, "read": valuefile.read_text} if sized else {}
+    return fleet.load(args.filename, region, args.owner, **sources)
+
+
+def _fleet_only(args: argparse.Namespace, fleet: Any) -> Any:
+    from controller.core import fleet as fleet_
+    return fleet_.only(fleet, args.target) if args.target else fleet
 
 
 def _saved_plan_flags(args: argparse.Namespace) -> None:
@@ -544,23 +576,23 @@ def _saved_plan_flags(args: argparse.Namespace) -> None:
                               "--out or --skip-values")
 
 
-def _reconcile(args: argparse.Namespace, aws: Any) -> int:
+def _reconcile(args: argparse.Namespace, aws: Any, desired: Any = None) -> int:
     from controller import progress as progress_
     from controller import reconcile
     progress = progress_.for_stream(sys.stderr, getattr(args, "quiet", False))
     aws.limiter.on_wait = lambda limit, seconds: progress.waiting(limit.what or limit.name, limit.tps, seconds)
     try:
-        return _plan_and_apply(args, aws, reconcile, progress)
+        return _plan_and_apply(args, aws, reconcile, progress, desired)
     finally:
         progress.close()
         aws.limiter.on_wait = None
 
 
-def _plan_and_apply(args: argparse.Namespace, aws: Any, reconcile: Any, progress: Any) -> int:
+def _plan_and_apply(args: argparse.Namespace, aws: Any, reconcile: Any, progress: Any, desired: Any = None) -> int:
     import time
     from controller.core import planfile, render
     saved = reconcile.read_plan(args.plan) if args.plan else None
-    desired = _load(args, aws)
+    desired = _load(args, aws, desired)
     options = planfile.Options(args.owner, args.prune, args.max_deletions, tuple(args.cluster))
     if saved is not None:
         reconcile.check_inputs(args.plan, saved, desired, options)
@@ -682,7 +714,11 @@ def cmd_controller_policy(args: argparse.Namespace) -> int:
     from controller.core import permissions
     from controller.vocab import policy
     region = _region(args)
-    desired = _desired(args, region)
+    fleet = _fleet(args, region)
+    if not fleet.single or args.target:
+        from controller import cli_fleet
+        return cli_fleet.controller_policy(args, fleet, region, _identity)
+    desired = fleet.groups.get(None)
     partition, account = _identity(args, region)
     target = permissions.Target(account=account, region=region, partition=partition, owner=args.owner,
                                 lease_table=args.lease_table, prune=args.prune, clusters=tuple(args.cluster),
@@ -719,7 +755,12 @@ def _identity(args: argparse.Namespace, region: str) -> tuple[str, str]:
 def cmd_run(args: argparse.Namespace) -> int:
     from controller.daemon import loop
     aws = _aws(args)
-    return loop.run(args, aws, _sources(args), args._sandbox.prepare if args.sandbox else None)
+    fleet = _fleet(args, aws.region)
+    if fleet.single and not args.target:
+        return loop.run(args, aws, _sources(args), args._sandbox.prepare if args.sandbox else None)
+    from controller.daemon import fleetloop
+    _fleet_only(args, fleet)   # an unknown --target stops the daemon before it starts
+    return loop.run(args, aws, _sources(args), None, factory=fleetloop.factory(args.target))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

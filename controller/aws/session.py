@@ -36,9 +36,11 @@ def error_code(exc: BaseException) -> str:
 
 class Aws:
     def __init__(self, region: str | None = None, profile: str | None = None,
-                 endpoint_url: str | None = None, max_attempts: int = 8, rate_limits: str | None = None) -> None:
-        """``rate_limits``: overrides of the default token buckets (``ratelimit``); None reads ECS_SECRETS_RATE_LIMITS."""
-        self.session = boto3.session.Session(profile_name=profile, region_name=region)
+                 endpoint_url: str | None = None, max_attempts: int = 8, rate_limits: str | None = None,
+                 session: boto3.session.Session | None = None) -> None:
+        """``rate_limits``: overrides of the default token buckets (``ratelimit``); None reads ECS_SECRETS_RATE_LIMITS.
+        ``session``: a ready session instead of one from ``profile`` (a fleet's target: ``assume``)."""
+        self.session = session or boto3.session.Session(profile_name=profile, region_name=region)
         self.session.events.register("creating-client-class", paging.add_page_cap)  # no endless listings
         self.session.events.register("creating-client-class", replies.add_reply_checks)  # no bare KeyError
         self.region = self.session.region_name or "us-east-1"

@@ -10,6 +10,8 @@ from typing import Mapping
 from controller.core import values
 from controller.core.desired import DEFAULT_OWNER, Desired, build, policy_problems
 from controller.manifests import loader
+from controller.manifests.documents import Manifest
+from controller.manifests.fleet import OWN, split, uses_targets
 from controller.vocab.problems import ManifestError
 
 
@@ -21,6 +23,8 @@ def load(path: str | os.PathLike[str], region: str, owner: str = DEFAULT_OWNER,
     hides nothing that they can see. ``environ``/``read``: also size the values they can give now.
     """
     manifest, problems = loader.collect(path, region)
+    if uses_targets(manifest.objects):   # a fleet: the callers that know targets load it with ``fleet.load``
+        manifest = split(manifest).get(OWN) or Manifest((), region)
     desired = build(manifest, owner)
     problems += policy_problems(desired)
     if environ is not None and read is not None:

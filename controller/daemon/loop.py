@@ -348,16 +348,18 @@ class Daemon:
 
 # --- the command -----------------------------------------------------------------------------
 
-def run(args: argparse.Namespace, aws: Aws, sources: dict[str, Any] | None = None, seed: Seed | None = None) -> int:
+def run(args: argparse.Namespace, aws: Aws, sources: dict[str, Any] | None = None, seed: Seed | None = None,
+        factory: Callable[..., Daemon] | None = None) -> int:
     """``sources``: where values come from (``reconcile.Settings``' environ and read_file); ``seed``: run once
-    on the first manifests, before the first reconcile (the sandbox's placeholders)."""
+    on the first manifests, before the first reconcile (the sandbox's placeholders); ``factory``: a Daemon
+    of another kind (a fleet's, ``fleetloop``), made with the same arguments."""
     for handler in logging.getLogger().handlers:
         handler.addFilter(ContextFilter())
     settings = reconcile.Settings(isolate=True, clusters=tuple(getattr(args, "cluster", None) or ()), **(sources or {}))
     metrics = Metrics()
     inbox = Inbox(aws, args.events, metrics) if getattr(args, "events", None) else None
-    daemon = Daemon(aws, args.filename, settings, args.interval, metrics, owner=args.owner, seed=seed, inbox=inbox,
-                    resync=getattr(args, "resync_interval", 3600.0))
+    daemon = (factory or Daemon)(aws, args.filename, settings, args.interval, metrics, owner=args.owner, seed=seed,
+                                 inbox=inbox, resync=getattr(args, "resync_interval", 3600.0))
     if args.lease_table:
         daemon.lease = _lease(args, aws, metrics, daemon)
     else:

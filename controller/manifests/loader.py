@@ -12,7 +12,7 @@ from typing import Iterator
 
 from pydantic import BaseModel, ValidationError
 
-from controller.manifests import checks
+from controller.manifests import fleet
 from controller.manifests import nulls as nulls_
 from controller.manifests.documents import Manifest, Obj
 from controller.manifests.files import STDIN, STDIN_NAME, Entry, PathLike, Sources, manifest_files
@@ -52,7 +52,7 @@ def collect(path: PathLike | Sources, region: str = "us-east-1") -> tuple[Manife
     if not problems and not objects:
         problems.append(Problem(str(sources), 1, None, None, "no manifest documents found; "
                                 f"add documents with apiVersion: {API_VERSION}"))
-    found = checks.check(Manifest(tuple(objects), region))
+    found = fleet.check(tuple(objects), region)   # checks.check, per target when the manifests name targets
     problems.extend(found)
     named = {(p.file, p.obj) for p in found}
     return Manifest(tuple(o for o in objects if (o.file, o.ref) not in named), region), problems

@@ -29,6 +29,8 @@ class Metadata(Strict):
     name: str = Field(description="unique per kind; lowercase letters, digits and '-'")
     adopt: bool = Field(False, description="take over an existing resource of the same name that lacks the owner tag")
     labels: dict[str, str] = Field(default_factory=dict, description="free-form labels; not sent to AWS")
+    targets: list[str] | None = Field(None, description="the Targets (metadata.name) this object goes to; none: the "
+                                      "controller's own account and Region")
 
 
 class Generate(Strict):
@@ -119,12 +121,31 @@ class TaskDefinitionDoc(_Document):
     spec: TaskDefinitionSpec = Field(description="the RegisterTaskDefinition input, camelCase, with our fields")
 
 
+class TargetSpec(Strict):
+    account: str = Field(pattern=r"^\d{12}$", description="the 12-digit AWS account id")
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="the Region of the account to reconcile")
+    roleArn: str = Field(description="the IAM role the controller assumes there (in this account)")
+    # STS AssumeRole API reference, ExternalId: 2-1224 characters of [\w+=,.@:/-]
+    externalId: str | None = Field(None, min_length=2, max_length=1224, pattern=r"^[\w+=,.@:/-]+$",
+                                   description="the external id the role's trust policy requires")
+    # RoleSessionName: 2-64 characters of [\w+=,.@-]
+    sessionName: str | None = Field(None, min_length=2, max_length=64, pattern=r"^[\w+=,.@-]+$",
+                                    description="the role session name (default: from --owner), as CloudTrail shows it")
+
+
+class TargetDoc(_Document):
+    """An account and Region, and the role to assume there: objects name it in metadata.targets."""
+    kind: Literal["Target"] = Field(description="an account and Region of a fleet")
+    spec: TargetSpec = Field(description="the account, Region and role")
+
+
 KINDS: dict[str, type[_Document]] = {
     "Parameter": ParameterDoc,
     "ExecutionRole": ExecutionRoleDoc,
     "TaskDefinition": TaskDefinitionDoc,
+    "Target": TargetDoc,
 }
-Doc = ParameterDoc | ExecutionRoleDoc | TaskDefinitionDoc
+Doc = ParameterDoc | ExecutionRoleDoc | TaskDefinitionDoc | TargetDoc
 
 
 def ecs_input(fields: dict[str, Any]) -> dict[str, Any]:

@@ -72,6 +72,8 @@ from moto.ecs import responses as ecs_responses
 from moto.ecs.exceptions import EcsClientException
 from moto.utilities.utils import get_partition
 
+from controller.sandbox import faithful_sts
+
 FAIL_IMAGE_MARKER = "faithful-cannot-start"
 """An image whose name contains this never starts: its deployments end FAILED."""
 
@@ -104,6 +106,7 @@ def install() -> None:
         _settings.update(_defaults())
         _patch_register()
         _patch_services()
+        faithful_sts.install()   # AssumeRole as STS answers it: trust policies, external ids
         _installed = True
 
 
