@@ -106,10 +106,11 @@ def controller_policy(args: argparse.Namespace, fleet: Any, region: str, identit
         return EXIT_OK
     statements = []
     own = fleet.groups.get(None)
-    if own is not None or args.lease_table:
+    if own is not None or args.lease_table or getattr(args, "work_queue", None):
         partition, account = identity(args, region)
         where = permissions.Target(account=account, region=region, partition=partition, owner=args.owner,
-                                   lease_table=args.lease_table, prune=args.prune, clusters=tuple(args.cluster))
+                                   lease_table=args.lease_table, prune=args.prune, clusters=tuple(args.cluster),
+                                   work_queue=getattr(args, "work_queue", None))
         statements = permissions.policy_for(own or fleet_.empty(region, fleet.owner), where)["Statement"]
     document = fleet_.controller_policy(statements, fleet.targets.values())
     print(json.dumps(document, indent=2))
