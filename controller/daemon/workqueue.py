@@ -246,6 +246,7 @@ class WorkDaemon(FleetDaemon):
         self.units: dict[str | None, dict[str, str]] = {}
         self.next_resync: float | None = None   # the lease holder's; None: at once
         self.resyncs = 0
+        self.fresh = True
         self.queue_reason: str | None = None
         self.wait = max(0, min(WAIT, int(os.environ.get(WAIT_ENV) or WAIT)))
         self.recorder: Callable[[str, str, tuple[str, ...], float, float], None] | None = None   # tests
@@ -283,6 +284,7 @@ class WorkDaemon(FleetDaemon):
     def on_leadership(self, leading: bool) -> None:
         if leading:
             self.next_resync = None   # a new holder resyncs at once: the last one may have died before it did
+            self.fresh = True
         self.wake.set()
 
     # --- one turn ---------------------------------------------------------------------------------
@@ -334,7 +336,11 @@ class WorkDaemon(FleetDaemon):
             return
         assert self.fleet is not None
         self.resyncs += 1
-        cause = f"{self.identity}-{self.resyncs}"
+        # the first round of a new holder names the wall-clock slot, so that a failover within SQS's 5-minute
+        # deduplication window does not send a round its predecessor sent already; later rounds are its own
+        cause = f"slot-{int(time.time() // self.resync)}" if self.next_resync is None and self.fresh else \
+            f"{self.identity}-{self.resyncs}"
+        self.fresh = False
         items = [workitems.resync_item(name, cause) for name in self.fleet.groups]
         try:
             self.queue.send(items, self.units)
