@@ -28,6 +28,7 @@ from controller.cli import main
 from controller.core import workitems
 from controller.core.workitems import Item
 from controller.daemon import workqueue
+from controller.daemon.events import Inbox
 from controller.daemon.lease import Lease, lease_aws, lease_name
 from controller.daemon.metrics import Metrics
 from controller.daemon.workqueue import Heartbeat, WorkDaemon, WorkMetrics
@@ -62,11 +63,13 @@ class Replica:
     """One replica as `run --work-queue` makes it, in a thread (signals belong to the main thread)."""
 
     def __init__(self, name: str, path: str, url: str, log: list, visibility: int = 4, resync: float = 3600.0,
-                 resyncs: bool = True):
+                 resyncs: bool = True, events: str | None = None):
         self.name = name
         aws = Aws(region="us-east-1")
         self.metrics = Metrics()
-        d = self.daemon = WorkDaemon(aws, path, reconcile.Settings(isolate=True), 60.0, self.metrics, resync=resync)
+        inbox = Inbox(aws, events, self.metrics, wait=0) if events else None
+        d = self.daemon = WorkDaemon(aws, path, reconcile.Settings(isolate=True), 60.0, self.metrics, resync=resync,
+                                     inbox=inbox)
         d.only = ()
         d.setup(url, visibility, lambda base: Aws(region=base.region, rate_limits="off"))
         d.lease = Lease(lease_aws(aws, None), TABLE, lease_name("ecs-secrets"), duration=6.0, renew_deadline=4.0,
@@ -302,6 +305,30 @@ def test_the_heartbeat_keeps_a_long_reconcile_s_item(queue, tmp_path, slow_recon
     assert len(objects) == 1 and objects[0][4] - objects[0][3] >= 9   # one reconcile, longer than the timeout
     assert sum(r.count("work_heartbeat_failures_total") for r in replicas) == 0
     assert sum(r.count("work_items_total", kind="object", result="lapsed") for r in replicas) == 0
+
+
+@pytest.mark.slow
+def test_the_lease_holder_turns_events_into_work_items_that_any_replica_reconciles(queue, tmp_path):
+    """--events with --work-queue: the holder reads the events queue (an EventBridge "Parameter Store Change",
+    as in tests/fixtures/events), enqueues an object item for what it concerns, and deletes the event."""
+    path = manifests(tmp_path, [param("a", "wanted")])
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    events = sqs().create_queue(QueueName="events")["QueueUrl"]
+    log: list = []
+    replica = Replica("r1", path, queue, log, events=events).start()
+    try:
+        wait_for(lambda: "/w/a" in ssm_names())   # the start-up resync created it
+        replica.daemon.enqueue_resyncs = lambda: None   # from now on only the event can repair it
+        ssm.put_parameter(Name="/w/a", Value="drifted", Type="String", Overwrite=True)
+        event = json.loads((Path(__file__).parent / "fixtures/events/ssm-parameter-store-change-update.json").read_text())
+        event["detail"]["name"] = "/w/a"
+        sqs().send_message(QueueUrl=events, MessageBody=json.dumps(event))
+        wait_for(lambda: ssm.get_parameter(Name="/w/a")["Parameter"]["Value"] == "wanted")
+        wait_for(lambda: not sqs().receive_message(QueueUrl=events, VisibilityTimeout=0).get("Messages"))
+    finally:
+        replica.stop()
+    assert replica.count("work_items_enqueued_total", kind="object") >= 1
+    assert any(e[1] == "object" and e[2] == ("Parameter/a",) for e in log)
 
 
 # --- the command line ------------------------------------------------------------------------------
