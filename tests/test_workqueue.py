@@ -201,6 +201,23 @@ def test_a_heartbeat_extends_from_before_its_request_and_a_lapse_is_final_and_st
     assert refused.covered() == 0 and metrics.heartbeat_failures._value.get() == 1
 
 
+def test_a_replica_keeps_one_resync_of_a_receive_and_gives_the_others_back_at_once():
+    """A receive returns up to 10 messages of several groups (SQS Developer Guide, "FIFO queue delivery logic");
+    a resync is a whole target's observe, so the other resyncs go back (visibility 0) for the other replicas."""
+    released = []
+
+    class Q:
+        def release(self, handles, after):
+            released.append((handles, after))
+
+    daemon = object.__new__(WorkDaemon)
+    daemon.queue = Q()
+    got = [workqueue.Received(f"h{i}", f"m{i}", workitems.resync_item(f"t{i}", 1)) for i in range(3)]
+    got.append(workqueue.Received("o", "mo", Item(workitems.OBJECT, "t0", ("Parameter/a@t0",))))
+    kept = daemon.spread(got)
+    assert [m.handle for m in kept] == ["h0", "o"] and released == [(["h1", "h2"], 0)]
+
+
 # --- replicas against moto's server ------------------------------------------------------------------
 
 @pytest.fixture

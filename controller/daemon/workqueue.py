@@ -373,7 +373,18 @@ class WorkDaemon(FleetDaemon):
 
     # --- a batch ----------------------------------------------------------------------------------
 
+    def spread(self, messages: list[Received]) -> list[Received]:
+        """One target's resync at a time: the others of a receive go back at once, to whichever replica asks next
+        (a receive returns up to 10 messages of several groups; a resync is a whole target's observe)."""
+        resyncs = [m for m in messages if m.item is not None and m.item.kind == workitems.RESYNC]
+        if len(resyncs) <= 1:
+            return messages
+        back = resyncs[1:]
+        self.queue.release([m.handle for m in back], 0)
+        return [m for m in messages if m not in back]
+
     def process(self, messages: list[Received], received_at: float) -> None:
+        messages = self.spread(messages)
         heartbeat = Heartbeat(self.queue, [m.handle for m in messages], received_at, self.work).start()
         self.current = heartbeat
         done: list[Received] = []
