@@ -348,6 +348,31 @@ def test_the_lease_holder_turns_events_into_work_items_that_any_replica_reconcil
     assert any(e[1] == "object" and e[2] == ("Parameter/a",) for e in log)
 
 
+@pytest.mark.slow
+def test_a_replica_whose_heartbeat_fails_stops_writing_and_leaves_its_item(queue, tmp_path, slow_reconciles,
+                                                                          monkeypatch):
+    """Every ChangeMessageVisibility fails: after the 3 s visibility the item may be another replica's, so the
+    write guard refuses the PutParameter and the item is neither deleted nor released."""
+    from botocore.exceptions import ClientError
+
+    def refuse(self, handles, seconds):
+        raise ClientError({"Error": {"Code": "AWS.SimpleQueueService.NonExistentQueue", "Message": "gone"}},
+                          "ChangeMessageVisibilityBatch")
+    monkeypatch.setattr(workqueue.WorkQueue, "extend", refuse)
+    slow_reconciles[0] = 4.0
+    path = manifests(tmp_path, [param("late")])
+    send(queue, Item(workitems.OBJECT, None, ("Parameter/late",), "c"))
+    log: list = []
+    replica = Replica("r1", path, queue, log, visibility=3, resyncs=False).start()
+    try:
+        wait_for(lambda: replica.count("work_items_total", kind="object", result="lapsed") >= 1)
+    finally:
+        replica.stop()
+    assert "/w/late" not in ssm_names()
+    assert replica.count("work_heartbeat_failures_total") >= 1
+    assert replica.count("work_items_total", kind="object", result="done") == 0
+
+
 # --- the command line ------------------------------------------------------------------------------
 
 def test_run_refuses_a_work_queue_that_is_not_fifo_or_has_no_lease(capsys):

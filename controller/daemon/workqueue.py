@@ -190,8 +190,9 @@ class Heartbeat:
         return self.covered() > 0
 
     def _run(self) -> None:
-        """Extend whenever less than three quarters of the visibility is left (at once after a slow receive)."""
-        while not self._stop.wait(max(0.0, self.covered() - 0.75 * self.visibility)):
+        """Extend whenever less than three quarters of the visibility is left (soon after a slow receive); after a
+        failed extension, again a sixteenth of the visibility later, not in a tight loop."""
+        while not self._stop.wait(max(self.visibility / 16, self.covered() - 0.75 * self.visibility)):
             if not self.healthy():
                 return
             self.beat()
