@@ -407,8 +407,8 @@ class WorkDaemon(FleetDaemon):
                 if resyncs:
                     if self.resync_target(target, resyncs[0].message_id):
                         done += resyncs
-                    else:
-                        later += [(m, 5.0) for m in resyncs]
+                    else:   # a target that cannot be assumed or observed: again after --interval, as a pass would
+                        later += [(m, self.interval) for m in resyncs]
                 if objects:
                     refs = {r for m in objects for r in m.item.refs}   # type: ignore[union-attr]
                     retry = self.reconcile_objects(target, refs)
@@ -474,7 +474,7 @@ class WorkDaemon(FleetDaemon):
                 why = run.reachable(aws, self.fleet.targets[target])
                 if why:
                     log.error("target %s: %s", target, why, extra=_ctx("assume", f"Target/{target}"))
-                    return 5.0
+                    return self.interval
             result = reconcile.make(aws, desired, self.settings)
             result.plan = fleet_.relabel_plan(result.plan, target)
             gated, fingerprints = self.gate(result)
