@@ -129,17 +129,37 @@ def round_of(server: CountingServer, env: dict, manifests: Path, replicas: int, 
             "calls_per_target": round(target_calls(counts) / len(targets()), 1)}
 
 
+class Delayed:
+    """The counting middleware, answering ``seconds`` later: the time a call spends on the network and in AWS,
+    spent asleep (so that moto in this one process is not what limits many replicas)."""
+
+    def __init__(self, inner, seconds: float) -> None:
+        self.inner, self.seconds = inner, seconds
+
+    def __call__(self, environ, start_response):
+        time.sleep(self.seconds)
+        return self.inner(environ, start_response)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000, help="parameters per target (default 1000)")
     ap.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
     ap.add_argument("--rate-limits", choices=("default", "off"), default="default")
+    ap.add_argument("--latency-ms", type=float, default=0.0, help="answer every call this much later (sleeping, "
+                    "not computing): a model of the round trip to AWS, for a server that is not the bottleneck")
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--out", type=Path, help="append the results as JSON lines")
     args = ap.parse_args(argv)
     os.environ.update(AWS_ENV)   # this process's own clients (the test's credentials, never a real account)
     faithful.install()   # STS as it answers: trust policies are checked
-    with CountingServer() as server, tempfile.TemporaryDirectory() as tmp:
+    server = CountingServer()
+    if args.latency_ms:
+        server.middleware = Delayed(server.middleware, args.latency_ms / 1000)
+    with server, tempfile.TemporaryDirectory() as tmp:
         env = base_env(server.url)
         # short polls: moto's long poll spins while a message of the queue is in flight (moto/sqs/models.py
         # receive_message waits only on an empty queue), which would load the server (this process) for nothing
@@ -167,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for k, replicas in enumerate(args.replicas):
             r = round_of(server, env, fleet, replicas, f"lease{k}", args.timeout)
-            r.update(n=args.n, rate_limits=args.rate_limits, single_account_calls=single_calls,
+            r.update(n=args.n, rate_limits=args.rate_limits, latency_ms=args.latency_ms, single_account_calls=single_calls,
                      single_account_seconds=round(single_seconds, 2),
                      calls_ratio=round(r["calls_per_target"] / single_calls, 3))
             results.append(r)
