@@ -266,6 +266,39 @@ def test_two_replicas_never_reconcile_one_object_at_the_same_time(queue, tmp_pat
 
 
 @pytest.mark.slow
+def test_two_replicas_serve_a_fleet_each_object_once_at_a_time_and_only_in_its_target(queue, tmp_path,
+                                                                                     slow_reconciles):
+    """Three accounts (the own and two through sts:AssumeRole, as tests/test_fleet.py reaches them) in two
+    Regions: every object lands in its targets only, each reconcile of an object by one replica at a time."""
+    from test_fleet import A, B, EU, US, client, make_role, target
+    url = boto3.client("sqs", region_name="us-east-1").meta.endpoint_url
+    make_role(url, A)
+    make_role(url, B)
+    spots = {"a-eu": (A, EU), "a-us": (A, US), "b-eu": (B, EU)}
+    docs = [json.loads(target(name, *spot)) for name, spot in spots.items()]
+    for i in range(3):
+        docs.append({**param(f"f{i}"), "metadata": {"name": f"f{i}", "targets": list(spots)}})
+    docs.append(param("own"))
+    path = manifests(tmp_path, docs)
+    log: list = []
+    replicas = [Replica(n, path, queue, log).start() for n in ("r1", "r2")]
+
+    def names(account, region):
+        return {p["Name"] for p in client("ssm", url, account, region).describe_parameters()["Parameters"]}
+    want = {f"/w/f{i}" for i in range(3)}
+    try:
+        wait_for(lambda: all(names(*spot) == want for spot in spots.values()) and "/w/own" in ssm_names(),
+                 timeout=90)
+    finally:
+        for r in replicas:
+            r.stop()
+    assert names(A, "us-east-1") == set() and ssm_names() == {"/w/own"}
+    resynced = {e[0] for e in log if e[1] == "resync"}
+    assert resynced == {"r1", "r2"}, "the targets' resyncs spread over both replicas"
+    assert not overlaps(log), overlaps(log)[:3]
+
+
+@pytest.mark.slow
 def test_a_killed_replicas_item_is_finished_by_another_after_the_visibility_timeout(queue, tmp_path):
     path = manifests(tmp_path, [param("lost")])
     send(queue, Item(workitems.OBJECT, None, ("Parameter/lost",), "c"))
