@@ -161,6 +161,14 @@ def _queue_url(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _fifo_queue_url(text: str) -> str:
+    url = _queue_url(text)
+    if not url.rstrip("/").endswith(".fifo"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a FIFO queue (its name ends in .fifo): only a FIFO queue "
+                                         "keeps two replicas off one object")
+    return url
+
+
 def _port(text: str) -> int:
     value = _count(text)
     if value > 65535:
@@ -270,6 +278,8 @@ def _controller_policy_parser(sub: Any) -> None:
                      "repeatable")
     pol.add_argument("--events", type=_queue_url, metavar="QUEUE_URL", help="include reading and deleting the "
                      "messages of `run --events QUEUE_URL`")
+    pol.add_argument("--work-queue", type=_fifo_queue_url, metavar="QUEUE_URL", help="include sending, "
+                     "receiving, extending and deleting the work items of `run --work-queue QUEUE_URL`")
     _cluster(pol)
     _target(pol, policy=True)
 
@@ -331,10 +341,17 @@ def _run_parser(sub: Any) -> None:
     run.add_argument("--events", type=_queue_url, metavar="QUEUE_URL", help="reconcile what the EventBridge events "
                      "on this SQS queue concern, instead of everything every --interval")
     run.add_argument("--resync-interval", type=positive, default=3600.0, metavar="SECONDS", help="with --events: "
-                     "between full reconciles, the safety net for lost events (default 3600, ±10%%)")
+                     "between full reconciles, the safety net for lost events; with --work-queue: between the resyncs "
+                     "the lease holder enqueues (default 3600, ±10%%)")
     run.add_argument("--api-budget", type=_percent, default=25.0, metavar="PERCENT", help="the share of each AWS "
                      "quota the daemon shares with the account that it may use (default 25; a bucket given with "
                      "--rate-limit is taken as given)")
+    run.add_argument("--work-queue", type=_fifo_queue_url, metavar="QUEUE_URL", help="share the work with the other "
+                     "replicas through this SQS FIFO queue (.fifo): each takes any item, the lease holder enqueues the "
+                     "resyncs (needs --lease-table)")
+    run.add_argument("--work-visibility-timeout", type=_count, default=60, metavar="S", help="with --work-queue: "
+                     "how long a taken item stays invisible to the other replicas; a heartbeat extends it every "
+                     "quarter while the reconcile runs (default 60)")
     run.add_argument("--metrics-port", type=_port, default=9100, metavar="PORT",
                      help="/metrics, /healthz, /readyz, /status (default 9100; 0: any free port)")
     run.add_argument("--metrics-address", default="0.0.0.0", metavar="ADDRESS",
@@ -348,7 +365,19 @@ def _run_parser(sub: Any) -> None:
                      "attempts to acquire (default 2)")
     run.add_argument("--once", action="store_true", help="one reconcile, then exit (0 when all converged)")
     # a daemon says what it does: each reconcile, each write, each state change
-    run.set_defaults(_defaults={"log_level": "info"})
+    run.set_defaults(_defaults={"log_level": "info"}, _check=_check_run)
+
+
+def _check_run(args: argparse.Namespace) -> str | None:
+    if not args.work_queue:
+        return None
+    if not args.lease_table:
+        return "--work-queue needs --lease-table: its holder enqueues the resyncs"
+    if args.once:
+        return "--work-queue serves a queue; --once is one reconcile of a single replica (drop one)"
+    if not 2 <= args.work_visibility_timeout <= 43200:
+        return "--work-visibility-timeout: 2 to 43200 seconds (SQS's maximum, 12 hours)"
+    return None
 
 
 def no_core_dumps() -> None:
@@ -751,7 +780,7 @@ def cmd_controller_policy(args: argparse.Namespace) -> int:
     target = permissions.Target(account=account, region=region, partition=partition, owner=args.owner,
                                 lease_table=args.lease_table, prune=args.prune, clusters=tuple(args.cluster),
                                 verify_services=tuple(_service_refs(args.verify_service)),
-                                events_queue=args.events)
+                                events_queue=args.events, work_queue=args.work_queue)
     document = permissions.policy_for(desired, target)
     print(json.dumps(document, indent=2))
     if policy.size(document) > permissions.MAX_MANAGED_POLICY_CHARS:
@@ -831,6 +860,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from controller.daemon import loop
     aws = _aws(args)
     fleet = _fleet(args, aws.region)
+    if args.work_queue:
+        from controller.daemon import workqueue
+        if args.sandbox:
+            raise ControllerError("--work-queue shares the work of replicas on one AWS; --sandbox is one embedded AWS "
+                                  "per process (drop one)")
+        _fleet_only(args, fleet)
+        return loop.run(args, aws, _sources(args), None, factory=workqueue.factory(args, lambda base: _queue_aws(
+            args, base)))
     if fleet.single and not args.target:
         return loop.run(args, aws, _sources(args), args._sandbox.prepare if args.sandbox else None)
     from controller import cli_fleet
@@ -838,6 +875,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     cli_fleet.refuse_single_account_only(args)
     _fleet_only(args, fleet)   # an unknown --target stops the daemon before it starts
     return loop.run(args, aws, _sources(args), None, factory=fleetloop.factory(args.target))
+
+
+def _queue_aws(args: argparse.Namespace, base: Any) -> Any:
+    """The work queue's own clients: the controller's credentials, no write guard (a delete after a reconcile)."""
+    from controller.aws.session import Aws
+    return Aws(region=base.region, profile=args.profile, endpoint_url=base.endpoint_url, rate_limits="off")
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

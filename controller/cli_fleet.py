@@ -23,8 +23,8 @@ def refuse_single_account_only(args: argparse.Namespace) -> None:
         raise ControllerError("--sandbox is one embedded account: it cannot assume the roles of Targets; run the "
                               "manifests without Targets there, or against the accounts")
     if getattr(args, "events", None):
-        raise ControllerError("--events reads one account's queue and maps its events to that account's objects; "
-                              "not available for manifests with Targets yet (the daemon polls each target)")
+        raise ControllerError("--events with Targets needs --work-queue (its lease holder moves the events of every "
+                              "target's account onto the work queue); without it the daemon polls each target")
     if getattr(args, "plan", None) or getattr(args, "out", None):
         raise ControllerError("saved plans (--out, --plan) cover one account; not available for manifests with "
                               "Targets yet (use --dry-run, then reconcile)")
@@ -111,10 +111,11 @@ def controller_policy(args: argparse.Namespace, fleet: Any, region: str, identit
         return EXIT_OK
     statements = []
     own = fleet.groups.get(None)
-    if own is not None or args.lease_table:
+    if own is not None or args.lease_table or getattr(args, "work_queue", None):
         partition, account = identity(args, region)
         where = permissions.Target(account=account, region=region, partition=partition, owner=args.owner,
-                                   lease_table=args.lease_table, prune=args.prune, clusters=tuple(args.cluster))
+                                   lease_table=args.lease_table, prune=args.prune, clusters=tuple(args.cluster),
+                                   work_queue=getattr(args, "work_queue", None))
         statements = permissions.policy_for(own or fleet_.empty(region, fleet.owner), where)["Statement"]
     document = fleet_.controller_policy(statements, fleet.targets.values())
     print(json.dumps(document, indent=2))

@@ -333,3 +333,61 @@ def test_controller_policy_is_committed_and_well_formed() -> None:
     policy: dict[str, Any] = json.loads((DEPLOY / "iam" / "controller-policy.json").read_text())
     assert policy["Version"] == "2012-10-17" and policy["Statement"]
     assert all(s["Effect"] == "Allow" and s["Sid"] for s in policy["Statement"])
+
+
+# --- many replicas: the work queue ------------------------------------------------------------------
+
+WORKQUEUE = K8S / "components" / "workqueue"
+
+
+def test_the_work_queue_component_scales_the_deployment_on_the_queue_with_keda() -> None:
+    """KEDA's aws-sqs-queue scaler (keda.sh/docs/latest/scalers/aws-sqs): metadata queueURL, queueLength (messages
+    per replica, visible plus in flight), awsRegion; authentication through a TriggerAuthentication with the AWS
+    pod identity (podIdentity.provider aws, identityOwner workload: the workload's own IRSA role). Optional like
+    the ServiceMonitor: KEDA's CRDs must exist, so the base does not include it."""
+    component = yaml.safe_load((WORKQUEUE / "kustomization.yaml").read_text())
+    assert component["kind"] == "Component"
+    objects = [d for p in sorted(WORKQUEUE.glob("*.yaml")) if p.name != "kustomization.yaml"
+               for d in yaml.safe_load_all(p.read_text()) if d]
+    assert set(component["resources"]) == {p.name for p in WORKQUEUE.glob("*.yaml")} - {"kustomization.yaml"}
+    scaled, auth = one("ScaledObject", objects), one("TriggerAuthentication", objects)
+    assert scaled["apiVersion"] == auth["apiVersion"] == "keda.sh/v1alpha1"
+    assert scaled["spec"]["scaleTargetRef"]["name"] == one("Deployment")["metadata"]["name"]
+    assert scaled["spec"]["minReplicaCount"] >= 2            # a lease holder and one more
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "aws-sqs-queue" and trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+    url = trigger["metadata"]["queueURL"]
+    assert url.endswith(".fifo") and f"sqs.{trigger['metadata']['awsRegion']}.amazonaws.com" in url
+    assert int(trigger["metadata"]["queueLength"]) > 0
+    assert auth["spec"]["podIdentity"] == {"provider": "aws", "identityOwner": "workload"}
+    # the patch adds --work-queue with the same URL to the controller's command, which the CLI accepts
+    (patch,) = component["patches"]
+    assert patch["target"] == {"kind": "Deployment", "name": one("Deployment")["metadata"]["name"]}
+    added = [op["value"] for op in yaml.safe_load(patch["patch"])
+             if op["op"] == "add" and op["path"] == "/spec/template/spec/containers/0/args/-"]
+    assert added == ["--work-queue", url]
+    args = parser().parse_args(container()["args"] + added)
+    assert args.work_queue == url and args.lease_table
+    assert "components/workqueue" in (K8S / "kustomization.yaml").read_text()   # said how to turn it on
+
+
+def test_the_ecs_service_scales_on_the_work_queue_s_backlog_per_task() -> None:
+    """Application Auto Scaling target tracking on metric math: the queue's ApproximateNumberOfMessagesVisible
+    (AWS/SQS) divided by the service's RunningTaskCount (ECS/ContainerInsights) — the "backlog per task" of the
+    Application Auto Scaling User Guide's SQS pattern; valid RegisterScalableTarget / PutScalingPolicy input."""
+    doc = ecs_file("autoscaling.json")
+    model = botocore.session.get_session().get_service_model("application-autoscaling")
+    for key, operation in (("scalableTarget", "RegisterScalableTarget"), ("scalingPolicy", "PutScalingPolicy")):
+        report = ParamValidator().validate(doc[key], model.operation_model(operation).input_shape)
+        assert not report.has_errors(), report.generate_report()
+    service = ecs_file("service.json")
+    resource = f"service/{service['cluster']}/{service['serviceName']}"
+    assert doc["scalableTarget"]["ResourceId"] == doc["scalingPolicy"]["ResourceId"] == resource
+    assert doc["scalableTarget"]["MinCapacity"] >= 2
+    metrics = doc["scalingPolicy"]["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"]["Metrics"]
+    by_id = {m["Id"]: m for m in metrics}
+    queue = by_id["visible"]["MetricStat"]["Metric"]
+    assert queue["Namespace"] == "AWS/SQS" and queue["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    k8s_url = yaml.safe_load((WORKQUEUE / "scaledobject.yaml").read_text())["spec"]["triggers"][0]["metadata"]["queueURL"]
+    assert queue["Dimensions"] == [{"Name": "QueueName", "Value": k8s_url.rsplit("/", 1)[1]}]
+    assert [m["Expression"] for m in metrics if m.get("ReturnData")] == ["visible / tasks"]

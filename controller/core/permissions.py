@@ -45,6 +45,7 @@ class Target:
     clusters: tuple[str, ...] = ()   # --cluster: where services may use our revisions; (): every cluster
     verify_services: tuple[str, ...] = ()   # --verify-service CLUSTER/NAME: what `verify --service` reads of them
     events_queue: str | None = None  # run --events: the queue's URL
+    work_queue: str | None = None    # run --work-queue: the FIFO queue's URL
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,10 @@ STEPS: tuple[Step, ...] = (
     Step("daemon.events: long polls, deletes after the reconcile, returns a failed round later, probes the queue",
          ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"),
          "ReadTheEventsQueue", "events_queue", only="events"),
+    Step("daemon.workqueue: enqueues work items and resyncs, long polls, extends an item's visibility while it is "
+         "reconciled, deletes it after, reads the queue's attributes",
+         ("sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+          "sqs:GetQueueAttributes"), "ShareTheWorkThroughTheWorkQueue", "work_queue", only="work"),
 )
 
 
@@ -352,6 +357,7 @@ RESOURCES: dict[str, Callable[[Scope], list[Grant]]] = {
     "lease_table": lambda s: _grant([_arn(s, "dynamodb", f"table/{s.target.lease_table}")]),
     "verify_services": lambda s: _grant(a for ref in s.target.verify_services for a in _service_arns(s, ref)),
     "events_queue": lambda s: _grant([queue_url(s.target.events_queue).arn(s.target.partition, s.target.region)]),
+    "work_queue": lambda s: _grant([queue_url(s.target.work_queue).arn(s.target.partition, s.target.region)]),
 }
 
 
@@ -405,7 +411,7 @@ def wanted(step: Step, s: Scope) -> bool:
     t = s.target
     revisions = t.prune   # a deregistration may be on the table: only --prune deletes, keepRevisions too
     return {None: True, "prune": t.prune, "lease": bool(t.lease_table), "events": bool(t.events_queue),
-            "revisions": revisions,
+            "work": bool(t.work_queue), "revisions": revisions,
             "all_clusters": revisions and not t.clusters, "many_roles": s.many_roles,
             "verify_network": bool(t.verify_services),
             "rollout": bool(s.rollout_services) or s.discover, "discover": s.discover,
