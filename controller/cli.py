@@ -152,6 +152,14 @@ def _seconds(positive: bool) -> Callable[[str], float]:
     return parse
 
 
+def _queue_url(text: str) -> str:
+    from controller.core.events import queue_url
+    try:
+        return queue_url(text).url
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _port(text: str) -> int:
     value = _count(text)
     if value > 65535:
@@ -245,6 +253,8 @@ def _controller_policy_parser(sub: Any) -> None:
     pol.add_argument("--verify-service", action="append", default=[], metavar="CLUSTER/NAME", help="include what "
                      "`verify --service` reads of that service and its VPC (ecs:DescribeServices, EC2 Describe*); "
                      "repeatable")
+    pol.add_argument("--events", type=_queue_url, metavar="QUEUE_URL", help="include reading and deleting the "
+                     "messages of `run --events QUEUE_URL`")
     _cluster(pol)
 
 
@@ -272,7 +282,12 @@ def _run_parser(sub: Any) -> None:
     _common(run)
     _cluster(run)
     positive = _seconds(positive=True)
-    run.add_argument("--interval", type=positive, default=60.0, metavar="SECONDS", help="between reconciles (±10%%)")
+    run.add_argument("--interval", type=positive, default=60.0, metavar="SECONDS", help="between reconciles (±10%%); "
+                     "with --events, only while the queue cannot be read")
+    run.add_argument("--events", type=_queue_url, metavar="QUEUE_URL", help="reconcile what the EventBridge events "
+                     "on this SQS queue concern, instead of everything every --interval")
+    run.add_argument("--resync-interval", type=positive, default=3600.0, metavar="SECONDS", help="with --events: "
+                     "between full reconciles, the safety net for lost events (default 3600, ±10%%)")
     run.add_argument("--metrics-port", type=_port, default=9100, metavar="PORT",
                      help="/metrics, /healthz, /readyz, /status (default 9100; 0: any free port)")
     run.add_argument("--metrics-address", default="0.0.0.0", metavar="ADDRESS",
@@ -671,7 +686,8 @@ def cmd_controller_policy(args: argparse.Namespace) -> int:
     partition, account = _identity(args, region)
     target = permissions.Target(account=account, region=region, partition=partition, owner=args.owner,
                                 lease_table=args.lease_table, prune=args.prune, clusters=tuple(args.cluster),
-                                verify_services=tuple(_service_refs(args.verify_service)))
+                                verify_services=tuple(_service_refs(args.verify_service)),
+                                events_queue=args.events)
     document = permissions.policy_for(desired, target)
     print(json.dumps(document, indent=2))
     if policy.size(document) > permissions.MAX_MANAGED_POLICY_CHARS:

@@ -54,13 +54,18 @@ class Aws:
         self.limiter = ratelimit.RateLimiter(ratelimit.parse(
             os.environ.get(ratelimit.ENV) if rate_limits is None else rate_limits))
 
-    def client(self, service: str, region: str | None = None, retries: bool = True) -> Any:
+    def client(self, service: str, region: str | None = None, retries: bool = True,
+               read_timeout: float | None = None) -> Any:
         """``retries=False``: one attempt only, for a write that must not be re-sent blindly after a
-        lost reply (``idempotency.write_once`` reads the state first, then decides)."""
-        key = (service, region or self.region) + (() if retries else ("once",))
+        lost reply (``idempotency.write_once`` reads the state first, then decides). ``read_timeout``: for
+        a call that waits on purpose (an SQS long poll), longer than any write guard's attempt budget."""
+        key = (service, region or self.region) + (() if retries else ("once",)) + \
+            (() if read_timeout is None else (f"read={read_timeout}",))
         with self._lock:  # sessions are not thread-safe; clients are
             if key not in self._clients:
                 config = self.config if retries else self.config.merge(_ONE_ATTEMPT)
+                if read_timeout is not None:
+                    config = config.merge(Config(read_timeout=read_timeout))
                 client = self.session.client(service, region_name=key[1], endpoint_url=self.endpoint_url,
                                              config=config)
                 client.meta.events.register("before-send", partial(self._throttle, service))

@@ -185,6 +185,28 @@ class Desired:
         return replace(self, objects=objects, parameters=parameters,
                        reads=_reads(parameters, self.task_definitions, self.region))
 
+    def subset(self, refs: Any) -> Desired:
+        """Only these objects and what their plan needs, for a reconcile of some objects (an event's): a
+        task definition's role and declared parameters; a role's declared parameters (their keys are in its
+        policy). Observe reads only what the subset reads. Never prune with it: what is not in it is not gone."""
+        keep = {r for r in refs if r in self._by_ref}
+        for ref in list(keep):
+            want = self._by_ref[ref]
+            if isinstance(want, DesiredTaskDefinition):
+                keep.update(want.depends_on)
+        declared = {(p.region, p.name): p.ref for p in self.parameters.values()}
+        for role in self.roles:
+            if role.ref in keep:
+                keep.update(declared[k] for k in ((r.region or self.region, r.name) for r in role.references)
+                            if k in declared)
+        objects = tuple(o for o in self.objects if o.ref in keep)
+        parameters = {k: p for k, p in self.parameters.items() if p.ref in keep}
+        tds = [o for o in objects if isinstance(o, DesiredTaskDefinition)]
+        roles = [o for o in objects if isinstance(o, DesiredRole)]
+        external = frozenset(r for r in self.external_roles if any(td.role == r for td in tds))
+        return replace(self, objects=objects, parameters=parameters, external_roles=external,
+                       reads=_reads(parameters, tds, self.region, roles))
+
     @property
     def not_compared(self) -> tuple[str, ...]:
         return tuple(o.ref for o in self.objects if isinstance(o, DesiredParameter) and not o.compare)
@@ -280,14 +302,16 @@ def _task_definition(td: Obj, manifest: Manifest, owner: str) -> DesiredTaskDefi
                                  external=field_paths(td.spec.externallyManaged))
 
 
-def _reads(parameters: Mapping[tuple[str, str], DesiredParameter], tds: Any, region: str) -> dict[str, RegionReads]:
+def _reads(parameters: Mapping[tuple[str, str], DesiredParameter], tds: Any, region: str,
+           roles: Any = ()) -> dict[str, RegionReads]:
+    """``roles``: for a subset, roles whose task definitions are not all in it (a role reads what they read)."""
     out: dict[str, RegionReads] = {}
     for (r, name), p in parameters.items():
         n = out.setdefault(r, RegionReads())
         n.declared[name] = p
         if p.custom_key:
             n.keys.add(p.custom_key)
-    for td in tds:
+    for td in (*tds, *roles):
         for ref in td.references:
             r = ref.region or region
             n = out.setdefault(r, RegionReads())

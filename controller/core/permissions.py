@@ -22,6 +22,7 @@ from typing import Callable, Iterable
 
 from controller.core.desired import (DELETION_TAG, OWNER_TAG, Desired, DesiredParameter, DesiredRole,
                                     DesiredTaskDefinition)
+from controller.core.events import queue_url
 from controller.vocab import arns
 
 VERSION = "2012-10-17"
@@ -43,6 +44,7 @@ class Target:
     prune: bool = False
     clusters: tuple[str, ...] = ()   # --cluster: where services may use our revisions; (): every cluster
     verify_services: tuple[str, ...] = ()   # --verify-service CLUSTER/NAME: what `verify --service` reads of them
+    events_queue: str | None = None  # run --events: the queue's URL
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,9 @@ STEPS: tuple[Step, ...] = (
     Step("lease: the leader-election item and its table (created on demand)",
          ("dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:GetItem", "dynamodb:PutItem",
           "dynamodb:UpdateItem"), "LeaderElectionLease", "lease_table", only="lease"),
+    Step("daemon.events: long polls, deletes after the reconcile, returns a failed round later, probes the queue",
+         ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"),
+         "ReadTheEventsQueue", "events_queue", only="events"),
 )
 
 
@@ -317,6 +322,7 @@ RESOURCES: dict[str, Callable[[Scope], list[Grant]]] = {
                                        for r in {s.target.region} | {p.region for p in s.params}),
     "lease_table": lambda s: _grant([_arn(s, "dynamodb", f"table/{s.target.lease_table}")]),
     "verify_services": lambda s: _grant(a for ref in s.target.verify_services for a in _service_arns(s, ref)),
+    "events_queue": lambda s: _grant([queue_url(s.target.events_queue).arn(s.target.partition, s.target.region)]),
 }
 
 
@@ -369,8 +375,8 @@ CONDITIONS: dict[str, Callable[[Scope, Grant], dict]] = {
 def wanted(step: Step, s: Scope) -> bool:
     t = s.target
     revisions = t.prune   # a deregistration may be on the table: only --prune deletes, keepRevisions too
-    return {None: True, "prune": t.prune, "lease": bool(t.lease_table), "revisions": revisions,
-            "all_clusters": revisions and not t.clusters, "many_roles": s.many_roles,
+    return {None: True, "prune": t.prune, "lease": bool(t.lease_table), "events": bool(t.events_queue),
+            "revisions": revisions, "all_clusters": revisions and not t.clusters, "many_roles": s.many_roles,
             "verify_network": bool(t.verify_services)}[step.only]
 
 

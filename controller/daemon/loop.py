@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from dataclasses import replace
 from typing import Any, Callable
 
 from controller import reconcile
@@ -28,6 +29,7 @@ from controller.aws.session import Aws, error_code
 from controller.core.desired import DEFAULT_OWNER, Desired
 from controller.daemon import backoff as backoff_
 from controller.daemon.backoff import Backoff
+from controller.daemon.events import POLLING, Inbox
 from controller.daemon.httpserver import Endpoints, Server
 from controller.daemon.lease import Lease, lease_aws, lease_name
 from controller.daemon.metrics import Metrics
@@ -62,20 +64,23 @@ def _ctx(action: str, obj: str = "-") -> dict[str, str]:
 class Daemon:
     def __init__(self, aws: Aws, path: str | Sources, settings: reconcile.Settings, interval: float,
                  metrics: Metrics, lease: Lease | None = None, owner: str = DEFAULT_OWNER,
-                 seed: Seed | None = None) -> None:
+                 seed: Seed | None = None, inbox: Inbox | None = None, resync: float = 3600.0) -> None:
         self.aws, self.path, self.settings, self.interval = aws, path, settings, interval
         self.metrics, self.lease, self.owner, self.seed = metrics, lease, owner, seed
+        self.inbox, self.resync = inbox, resync   # --events: the queue; --resync-interval: the full pass
         self.backoff, self.table, self.watcher = Backoff(), Table(), Watcher(path)
         self.desired: Desired | None = None
         self.manifest_error: str | None = None
         self.stopping, self.wake = threading.Event(), threading.Event()
         self.changed = False
         self.ready = False
-        self.last_tick = time.monotonic()
+        self.last_tick = self.last_turn = time.monotonic()
         self.failed_passes = self.applied = 0
         self.last: dict[str, Any] = {}
         metrics.watch(aws)
         metrics.is_leader.set_function(lambda: float(self.leading()))
+        if inbox is None:
+            metrics.events_mode.labels(POLLING).set(1)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -92,29 +97,40 @@ class Daemon:
             result = self.tick()
             if once:
                 break
-            self.sleep_until(self.next_time(result))
+            if self.inbox is None:
+                self.sleep_until(self.next_time(result))
+            else:
+                self.listen(result)
         self.shutdown()
         return 0 if not once or result == "success" else 1
 
-    def tick(self) -> str:
+    def tick(self, refs: set[str] | None = None) -> str:
+        """A full reconcile; or, with ``refs``, one of only those objects (and what their plan needs)."""
         rid = _current["id"] = uuid.uuid4().hex[:12]
         started, result = time.monotonic(), "error"
         try:
-            if self.changed:
+            if self.changed and refs is None:
                 self.reload()
-            result = self.reconcile()
-            self.failed_passes = 0
+            result = self.reconcile(refs)
+            if refs is None:
+                self.failed_passes = 0
         except Exception as exc:  # the loop never dies: log it, back off, try again
-            self.failed_passes += 1
+            if refs is None:
+                self.failed_passes += 1
             log.error("reconcile failed: %s: %s", error_code(exc), scrub(str(exc)), extra=_ctx("reconcile"),
                       exc_info=log.isEnabledFor(logging.DEBUG))
         finally:
-            self._finish(rid, started, result)
+            self._finish(rid, started, result, refs)
         return result
 
-    def reconcile(self) -> str:
+    def reconcile(self, refs: set[str] | None = None) -> str:
         assert self.desired is not None
-        result = reconcile.make(self.aws, self.desired, self.settings)
+        desired, settings = self.desired, self.settings
+        if refs is not None:   # never prune a subset: what is not in it is not gone
+            desired, settings = desired.subset(refs), replace(settings, prune=False)
+        result = reconcile.make(self.aws, desired, settings)
+        if self.inbox is not None:
+            self.inbox.account = result.actual.ctx.account
         gated, fingerprints = self.gate(result)
         leading = self.leading()
         for change in result.plan.changes:   # which fields, never their values
@@ -124,7 +140,8 @@ class Daemon:
         if leading:
             reconcile.execute(self.aws, result, self.may_write, self._on_outcome)
         p = Pass(result.plan, result.report if leading else None, gated, fingerprints)
-        return self.table.record(p, self.backoff, time.monotonic(), time.time())
+        scope = None if refs is None else {o.ref for o in desired.objects}
+        return self.table.record(p, self.backoff, time.monotonic(), time.time(), scope)
 
     def gate(self, result: reconcile.Result) -> tuple[set[str], dict[str, str]]:
         """Hold back the changes of objects whose backoff is not due; they block their dependents."""
@@ -146,19 +163,25 @@ class Daemon:
             self.applied += 1
             self.metrics.applied([(outcome.change.kind, outcome.change.action)])
 
-    def _finish(self, rid: str, started: float, result: str) -> None:
+    def _finish(self, rid: str, started: float, result: str, refs: set[str] | None = None) -> None:
         duration = time.monotonic() - started
-        self.last_tick = time.monotonic()
+        self.last_tick = self.last_turn = time.monotonic()
         self.metrics.reconcile_total.labels(result).inc()
         self.metrics.reconcile_duration.observe(duration)
         self.metrics.set_resources(self.table.states())
-        if result != "error":
+        if result != "error" and refs is None:   # /readyz and the timestamp speak of full reconciles
             self.ready = True
             self.metrics.last_success.set(time.time())
+        if refs is not None:
+            self.metrics.event_reconciles.inc()
+            if self.inbox is not None:
+                self.inbox.rounds += 1
         self.last = {"id": rid, "result": result, "finished_at": iso(time.time()),
-                     "duration_seconds": round(duration, 3), "applied": self.applied}
+                     "duration_seconds": round(duration, 3), "applied": self.applied,
+                     "scope": "full" if refs is None else sorted(refs)}
         counts = Counter(state for _, state in self.table.states().values())
-        log.info("reconcile %s in %.2fs: %d applied; %s%s", result, duration, self.applied,
+        log.info("reconcile %s in %.2fs%s: %d applied; %s%s", result, duration,
+                 "" if refs is None else f" of {', '.join(sorted(refs))}", self.applied,
                  ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
                  "" if self.leading() else " (a follower: nothing written)", extra=_ctx("reconcile"))
         _current["id"], self.applied = "-", 0
@@ -172,6 +195,58 @@ class Daemon:
         if due is not None:
             wait = min(wait, due - now)
         return now + max(wait, MIN_GAP)
+
+    def listen(self, result: str) -> None:
+        """--events: reconcile what the queue's events concern until the full resync is due, the manifests
+        change, leadership changes or the daemon stops. A queue that cannot be read: poll, and probe it."""
+        assert self.inbox is not None
+        now = time.monotonic()
+        resync_at = now + self.resync * random.uniform(0.9, 1.1)
+        if result == "error":
+            resync_at = min(resync_at, now + max(backoff_.wait_seconds(self.failed_passes), MIN_GAP))
+        while not self.stopping.is_set():
+            if self.inbox.mode == POLLING:
+                self.sleep_until(self.next_time(result))
+                if self.stopping.is_set() or self.changed or not self.inbox.probe():
+                    return   # still unreadable: the next full pass, as polling does
+            if not self.leading():   # only the leader takes messages off the queue
+                self.sleep_until(resync_at)
+                return
+            if time.monotonic() >= resync_at or self._interrupted():
+                return
+            due = self._due()
+            if due:
+                if self.tick(due) == "error":
+                    return
+                continue
+            batch = self.inbox.next()
+            self.last_turn = time.monotonic()
+            if batch is not None and batch.refs:
+                if self.tick(batch.refs) == "error":   # not reconciled: they come back, after a backoff
+                    self.inbox.release(batch.handles, backoff_.wait_seconds(1))
+                else:
+                    self.inbox.delete(batch.handles)
+            if batch is None or self.inbox.mode == POLLING:
+                log.info("reconciling everything now, then every --interval (%gs) until the queue can be read",
+                         self.interval, extra=_ctx("events"))
+                return
+
+    def _interrupted(self) -> bool:
+        if self.wake.is_set():
+            self.wake.clear()
+            return True
+        if self.watcher.changed():
+            log.info("manifests changed; reconciling now", extra=_ctx("watch", self.path))
+            self.changed = True
+        return self.changed
+
+    def _due(self) -> set[str]:
+        """Objects whose backoff is over, with the task definitions they blocked."""
+        now = time.monotonic()
+        due = {ref for ref, e in self.backoff.entries.items() if e.retry_at is not None and e.retry_at <= now}
+        if due and self.desired is not None:
+            due |= {td.ref for td in self.desired.task_definitions if due & set(td.depends_on)}
+        return due
 
     def sleep_until(self, deadline: float) -> None:
         """Wait for the deadline, a manifest change, a new leadership or a stop — whichever comes first."""
@@ -219,6 +294,8 @@ class Daemon:
         self.metrics.manifests_valid.set(1)
         self.table.follow(desired)
         self.backoff.forget_except({o.ref for o in desired.objects})
+        if self.inbox is not None:
+            self.inbox.follow(desired)
         self.watcher.follow(p.source.fromFile for p in desired.parameters.values()
                             if p.source is not None and p.source.fromFile)
 
@@ -247,10 +324,12 @@ class Daemon:
             self.lease.stop()
 
     def healthy(self) -> tuple[bool, str]:
-        """Fails when the loop has not finished a reconcile for 3 intervals (never less than HEALTH_FLOOR)."""
-        age, limit = time.monotonic() - self.last_tick, max(3 * self.interval, HEALTH_FLOOR)
+        """Fails when the loop has not finished a reconcile (or, with --events, a poll of the queue) for 3
+        intervals (never less than HEALTH_FLOOR)."""
+        age, limit = time.monotonic() - max(self.last_tick, self.last_turn), max(3 * self.interval, HEALTH_FLOOR)
         ok = age < limit
-        return ok, f"{'ok' if ok else 'stuck'}: last reconcile ended {age:.0f}s ago (limit {limit:.0f}s)"
+        what = "last reconcile or poll of the events queue" if self.inbox else "last reconcile"
+        return ok, f"{'ok' if ok else 'stuck'}: {what} ended {age:.0f}s ago (limit {limit:.0f}s)"
 
     def readiness(self) -> tuple[bool, str]:
         return self.ready, "ok: a full reconcile has run" if self.ready else "not ready: no full reconcile yet"
@@ -263,7 +342,8 @@ class Daemon:
                 "manifests": {"path": str(self.path), "valid": self.manifest_error is None,
                               "error": self.manifest_error,
                               "objects": len(self.desired.objects) if self.desired else 0},
-                "last_reconcile": self.last, "objects": self.table.snapshot(self.backoff, time.monotonic())}
+                "last_reconcile": self.last, "events": self.inbox.status() if self.inbox else {"mode": POLLING},
+                "objects": self.table.snapshot(self.backoff, time.monotonic())}
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -275,7 +355,9 @@ def run(args: argparse.Namespace, aws: Aws, sources: dict[str, Any] | None = Non
         handler.addFilter(ContextFilter())
     settings = reconcile.Settings(isolate=True, clusters=tuple(getattr(args, "cluster", None) or ()), **(sources or {}))
     metrics = Metrics()
-    daemon = Daemon(aws, args.filename, settings, args.interval, metrics, owner=args.owner, seed=seed)
+    inbox = Inbox(aws, args.events, metrics) if getattr(args, "events", None) else None
+    daemon = Daemon(aws, args.filename, settings, args.interval, metrics, owner=args.owner, seed=seed, inbox=inbox,
+                    resync=getattr(args, "resync_interval", 3600.0))
     if args.lease_table:
         daemon.lease = _lease(args, aws, metrics, daemon)
     else:

@@ -44,6 +44,13 @@ class Metrics:
         self.is_leader = Gauge(f"{PREFIX}is_leader", "1 while this replica holds the lease and may write", registry=r)
         self.manifests_valid = Gauge(f"{PREFIX}manifests_valid", "0 while the manifests on disk do not validate "
                                      "(the last valid ones stay in force)", registry=r)
+        self.events_total = Counter(f"{PREFIX}events_total", "Messages read from the --events queue: received, "
+                                    "then each relevant, irrelevant (of no object of ours) or malformed",
+                                    ["result"], registry=r)
+        self.events_mode = Gauge(f"{PREFIX}events_mode", "1 for the mode in force: events (the --events queue) "
+                                 "or polling (no --events, or the queue cannot be read)", ["mode"], registry=r)
+        self.event_reconciles = Counter(f"{PREFIX}event_reconciles_total", "Reconciles of only the objects "
+                                        "that events concern", registry=r)
         for result in RESULTS:
             self.reconcile_total.labels(result)
         self.set_resources({})

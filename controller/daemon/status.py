@@ -53,8 +53,9 @@ class Table:
         refs = {o.ref: o.obj for o in desired.objects}
         self.objects = {ref: self.objects.get(ref) or ObjectStatus(o.kind, o.name) for ref, o in refs.items()}
 
-    def record(self, p: Pass, backoff: Backoff, mono: float, wall: float) -> str:
-        """Update every object from one pass; returns the pass's result: success or partial."""
+    def record(self, p: Pass, backoff: Backoff, mono: float, wall: float, scope: set[str] | None = None) -> str:
+        """Update every object from one pass; returns the pass's result: success or partial. ``scope``: the
+        refs a partial pass planned (an event's); the others keep what the last pass found."""
         for ref in p.plan.in_sync:
             self._set(ref, "in_sync", wall)
             backoff.reset(ref)
@@ -70,7 +71,7 @@ class Table:
         else:
             for o in p.report.outcomes:
                 self._outcome(o, p, backoff, mono, wall)
-        missing = set(self.objects) - set(p.plan.in_sync) - {b.ref for b in p.plan.blockers} - set(changes)
+        missing = (set(self.objects) if scope is None else set(self.objects) & scope) - set(p.plan.in_sync) - {b.ref for b in p.plan.blockers} - set(changes)
         for ref in missing:       # cannot happen with today's plan; never report it as fine
             self._set(ref, "error", wall, "not planned")
         bad = any(s.state in ("error", "blocked") for s in self.objects.values())
