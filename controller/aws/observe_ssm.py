@@ -8,6 +8,7 @@ fetched while the listings stream on.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from typing import Any, Callable, Iterable
 
 from controller.core.desired import OWNER_TAG, RegionReads
@@ -54,7 +55,12 @@ def _owned_in_sync(ssm: Any, n: RegionReads, seen: Callable[[Iterable[str]], Non
         groups.setdefault(pairs, set()).add(name)
     found = {}
     for pairs, names in sorted(groups.items()):
-        for page in _pages(ssm, [tag_filter(k, v) for k, v in pairs]):
+        tags = [tag_filter(k, v) for k, v in pairs]
+        # a subset (an event's objects) asks for its names, 50 a call: listing everything we own would cost
+        # an event for one parameter the pages of all of them (200 at 10,000 parameters)
+        pages = chain.from_iterable(_pages(ssm, [*tags, {"Key": "Name", "Option": "Equals", "Values": batch}])
+                                    for batch in chunks(sorted(names), 50)) if n.by_name else _pages(ssm, tags)
+        for page in pages:
             mine = {p["Name"]: p for p in page if p["Name"] in names}
             found.update(mine)
             seen(mine)

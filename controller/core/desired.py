@@ -139,6 +139,7 @@ class RegionReads:
     secrets: set[str] = field(default_factory=set)
     keys: set[str] = field(default_factory=set)
     objects: set[str] = field(default_factory=set)    # S3 object ARNs that must exist (HeadObject)
+    by_name: bool = False   # a subset's: owned and in sync asked by name, not by listing all we own
 
 
 @dataclass(frozen=True)
@@ -204,8 +205,10 @@ class Desired:
         tds = [o for o in objects if isinstance(o, DesiredTaskDefinition)]
         roles = [o for o in objects if isinstance(o, DesiredRole)]
         external = frozenset(r for r in self.external_roles if any(td.role == r for td in tds))
-        return replace(self, objects=objects, parameters=parameters, external_roles=external,
-                       reads=_reads(parameters, tds, self.region, roles))
+        reads = _reads(parameters, tds, self.region, roles)
+        for n in reads.values():
+            n.by_name = True
+        return replace(self, objects=objects, parameters=parameters, external_roles=external, reads=reads)
 
     @property
     def not_compared(self) -> tuple[str, ...]:
