@@ -139,7 +139,7 @@ class RegionReads:
     secrets: set[str] = field(default_factory=set)
     keys: set[str] = field(default_factory=set)
     objects: set[str] = field(default_factory=set)    # S3 object ARNs that must exist (HeadObject)
-    by_name: bool = False   # a subset's: owned and in sync asked by name, not by listing all we own
+    by_name: bool = field(default=False, compare=False)   # a subset's: how to ask (by name), not what
 
 
 @dataclass(frozen=True)
