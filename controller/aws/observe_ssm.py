@@ -10,6 +10,7 @@ is not decrypted again (``known``).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from typing import Any, Callable, Iterable, Mapping
 
 from controller.aws.known import KnownValues
@@ -60,7 +61,12 @@ def _owned_in_sync(ssm: Any, n: RegionReads, seen: Callable[[Mapping[str, dict]]
         groups.setdefault(pairs, set()).add(name)
     found = {}
     for pairs, names in sorted(groups.items()):
-        for page in _pages(ssm, [tag_filter(k, v) for k, v in pairs]):
+        tags = [tag_filter(k, v) for k, v in pairs]
+        # a subset (an event's objects) asks for its names, 50 a call: listing everything we own would cost
+        # an event for one parameter the pages of all of them (200 at 10,000 parameters)
+        pages = chain.from_iterable(_pages(ssm, [*tags, {"Key": "Name", "Option": "Equals", "Values": batch}])
+                                    for batch in chunks(sorted(names), 50)) if n.by_name else _pages(ssm, tags)
+        for page in pages:
             mine = {p["Name"]: p for p in page if p["Name"] in names}
             found.update(mine)
             seen(mine)

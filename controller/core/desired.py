@@ -144,6 +144,7 @@ class RegionReads:
     secrets: set[str] = field(default_factory=set)
     keys: set[str] = field(default_factory=set)
     objects: set[str] = field(default_factory=set)    # S3 object ARNs that must exist (HeadObject)
+    by_name: bool = field(default=False, compare=False)   # a subset's: how to ask (by name), not what
 
 
 @dataclass(frozen=True)
@@ -210,8 +211,11 @@ class Desired:
         tds = [o for o in objects if isinstance(o, DesiredTaskDefinition)]
         roles = [o for o in objects if isinstance(o, DesiredRole)]
         external = frozenset(r for r in self.external_roles if any(td.role == r for td in tds))
-        return replace(self, objects=objects, parameters=parameters, external_roles=external,
-                       reads=_reads(parameters, tds, self.region, roles), partial=True)
+        reads = _reads(parameters, tds, self.region, roles)
+        for n in reads.values():
+            n.by_name = True
+        return replace(self, objects=objects, parameters=parameters, external_roles=external, reads=reads,
+                       partial=True)
 
     @property
     def not_compared(self) -> tuple[str, ...]:
