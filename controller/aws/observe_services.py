@@ -22,6 +22,7 @@ from typing import Any, Iterable
 
 from botocore.exceptions import ClientError
 
+from controller.aws import paging
 from controller.aws.inuse import DESCRIBE_BATCH, InUse
 from controller.aws.observe_ssm import chunks, describe_parameters
 from controller.aws.session import Aws, error_code
@@ -158,14 +159,10 @@ class _Reader:
 
 
 def _versions(sm: Any, secret_id: str) -> list[dict]:
-    """ListSecretVersionIds, every page (botocore has no paginator for it); deprecated versions left out."""
-    out, token = [], None
-    while True:
-        page = sm.list_secret_version_ids(SecretId=secret_id, **({"NextToken": token} if token else {}))
-        out += page.get("Versions") or []
-        token = page.get("NextToken")
-        if not token:
-            return out
+    """ListSecretVersionIds, every page (botocore has no paginator for it: ``paging.pages`` caps it);
+    deprecated versions left out."""
+    return [v for page in paging.pages(sm.list_secret_version_ids, "secretsmanager", "ListSecretVersionIds",
+                                       SecretId=secret_id) for v in page.get("Versions") or []]
 
 
 def _epoch(when: Any) -> float | None:

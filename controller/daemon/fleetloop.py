@@ -67,7 +67,8 @@ class FleetDaemon(Daemon):
                 self.metrics.watch(aws)
         self._adopt(_bookkeeping(fleet, self.aws.region, self.owner))
 
-    def reconcile(self) -> str:
+    def reconcile(self, refs: set[str] | None = None) -> str:
+        """Every target's pass; ``refs`` (a backoff's retry of some objects) runs the whole fleet's pass too."""
         assert self.fleet is not None and self.connections is not None
         result = run.make(self.fleet, self.connections, self.settings)
         gated: set[str] = set()

@@ -382,7 +382,7 @@ def _patch_secret_versions() -> None:
         secret = self.secrets[secret_id]
         versions = [{"CreatedDate": v.get("createdate"), "VersionId": vid, "VersionStages": v["version_stages"]}
                     for vid, v in secret.versions.items()]
-        return json.dumps({"ARN": secret.arn, "Name": secret.name, "NextToken": "", "Versions": versions})
+        return json.dumps({"ARN": secret.arn, "Name": secret.name, "Versions": versions})   # one page: no token
 
     backend_cls._add_secret = add_secret
     backend_cls.rotate_secret = rotate_secret
