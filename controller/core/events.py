@@ -17,27 +17,20 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from controller.core.desired import Desired
+from controller.vocab import eventpatterns as ep
 from controller.vocab.arns import SM_REFERENCE_PREFIX, parse_arn, parameter_name_from_arn
 
 PARAMETER, SECRET, ROLE, FAMILY = "parameter", "secret", "role", "family"
-CLOUDTRAIL = "AWS API Call via CloudTrail"
-SERVICE_EVENT = "AWS Service Event via CloudTrail"
+CLOUDTRAIL, SERVICE_EVENT = ep.API_CALL, ep.SERVICE_EVENT
 
-# CloudTrail API calls that change what a reconcile compares, by event source; each names its object in
-# requestParameters (and Secrets Manager's, for some calls, in responseElements.arn)
-ROLE_CALLS = frozenset({
-    "CreateRole", "DeleteRole", "UpdateRole", "UpdateRoleDescription", "UpdateAssumeRolePolicy",
-    "PutRolePolicy", "DeleteRolePolicy", "AttachRolePolicy", "DetachRolePolicy", "TagRole", "UntagRole",
-    "PutRolePermissionsBoundary", "DeleteRolePermissionsBoundary",
-})
-SECRET_CALLS = frozenset({
-    "CreateSecret", "PutSecretValue", "UpdateSecret", "RotateSecret", "UpdateSecretVersionStage",
-    "DeleteSecret", "RestoreSecret", "ReplicateSecretToRegions", "RemoveRegionsFromReplication",
-})
-SECRET_SERVICE_EVENTS = frozenset({"RotationSucceeded"})   # the new version is AWSCURRENT now
-ECS_CALLS = frozenset({"RegisterTaskDefinition", "DeregisterTaskDefinition", "DeleteTaskDefinitions",
-                       "TagResource", "UntagResource", "UpdateService"})
-SSM_TAG_CALLS = frozenset({"AddTagsToResource", "RemoveTagsFromResource"})   # Parameter Store Change omits tags
+# CloudTrail API calls that change what a reconcile compares, by event source (the table events-setup's
+# rules deliver); each names its object in requestParameters (and Secrets Manager's, for some calls, in
+# responseElements.arn)
+ROLE_CALLS = frozenset(ep.IAM)
+SECRET_CALLS = frozenset(ep.SECRETS_MANAGER)
+SECRET_SERVICE_EVENTS = frozenset(ep.SECRETS_MANAGER_SERVICE)
+ECS_CALLS = frozenset(ep.ECS)
+SSM_TAG_CALLS = frozenset(ep.SSM_TAGS)
 _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")   # the six random characters Secrets Manager appends
 
 
@@ -77,11 +70,11 @@ def _touches(event: dict, region: str) -> Iterable[tuple[str, str, str]]:
         if detail.get("errorCode"):
             return []  # the call failed: nothing changed
         return _cloudtrail(source, detail, _text(detail.get("awsRegion")) or region)
-    if source == "aws.ssm" and kind == "Parameter Store Change":
+    if source == "aws.ssm" and kind == ep.PARAMETER_CHANGE:
         if detail.get("exception"):
             return []  # the create or update failed (its "exception" says why): nothing changed
         return [(PARAMETER, _text(detail.get("name")), region)]
-    if source == "aws.secretsmanager" and kind == "Secret Label Updated":
+    if source == "aws.secretsmanager" and kind == ep.SECRET_LABEL_UPDATED:
         names = [_text(detail.get("name"))] + [_text(r) for r in event.get("resources") or [] if isinstance(r, str)]
         return [(SECRET, n, region) for n in names]
     return []
