@@ -177,6 +177,11 @@ class Index:
         return out
 
 
+    def parameter(self, touch: Touch) -> tuple[str, str]:
+        """(Region, name) of the parameter a PARAMETER touch names."""
+        return touch.region or self.home, _parameter_name(touch.name)
+
+
 def _parameter_name(name: str) -> str:
     """A tag call names the parameter as written; an ARN is the same parameter as its name."""
     arn = parse_arn(name)
