@@ -53,3 +53,32 @@ def test_an_events_parameter_is_compared_even_when_the_memory_vouches_for_its_ve
     daemon._reconcile_events(batch)
     assert value(aws_env, "/a/db") == canary, "the event's change was skipped: the memory vouched for it"
     assert not memory.messages
+
+
+def test_a_work_item_s_parameter_is_compared_even_when_the_memory_vouches_for_its_version(
+        aws_env, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --work-queue, an event becomes an object item that a replica reconciles (workqueue.move_events):
+    the item names objects, not what changed, so its reconcile must not trust the memory either."""
+    from controller.daemon.workqueue import WorkDaemon
+    canary = f"canary-{secrets.token_hex(12)}"
+    monkeypatch.setenv("DB_PASSWORD", canary)
+    path = tmp_path / "m.yaml"
+    path.write_text("apiVersion: ecs-secrets/v1\nkind: Parameter\nmetadata: {name: a-db}\n"
+                    "spec: {name: /a/db, type: SecureString, value: {fromEnv: DB_PASSWORD}}\n")
+    aws = Aws(region="us-east-1", endpoint_url=aws_env)
+    daemon = WorkDaemon(aws, str(path), reconcile.Settings(isolate=True), 60.0, Metrics())
+    url = client("sqs", aws_env).create_queue(QueueName="work.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    daemon.setup(url, 30, lambda base: base)
+    daemon.may_write = lambda: True     # as while it holds the item (its heartbeat healthy)
+    daemon.load()
+    assert daemon.reconcile_objects(None, {"Parameter/a-db"}) is None and value(aws_env, "/a/db") == canary
+    key = ("us-east-1", "/a/db")
+    assert aws.known._seen[key].written_by is not None
+    ssm = client("ssm", aws_env)
+    tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId="/a/db")["TagList"]
+    ssm.delete_parameter(Name="/a/db")
+    ssm.put_parameter(Name="/a/db", Value=f"drift-{secrets.token_hex(8)}", Type="SecureString", Tags=tags)
+    meta = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": ["/a/db"]}])["Parameters"][0]
+    aws.known._seen[key] = aws.known._seen[key]._replace(written_by=meta["LastModifiedDate"])
+    assert daemon.reconcile_objects(None, {"Parameter/a-db"}) is None
+    assert value(aws_env, "/a/db") == canary, "the item's reconcile trusted the memory"
