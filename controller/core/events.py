@@ -20,7 +20,7 @@ from controller.core.desired import Desired
 from controller.vocab import eventpatterns as ep
 from controller.vocab.arns import SM_REFERENCE_PREFIX, parse_arn, parameter_name_from_arn
 
-PARAMETER, SECRET, ROLE, FAMILY = "parameter", "secret", "role", "family"
+PARAMETER, SECRET, ROLE, FAMILY, SERVICE = "parameter", "secret", "role", "family", "service"
 CLOUDTRAIL, SERVICE_EVENT = ep.API_CALL, ep.SERVICE_EVENT
 
 # CloudTrail API calls that change what a reconcile compares, by event source (the table events-setup's
@@ -40,7 +40,7 @@ class Malformed(ValueError):
 
 @dataclass(frozen=True)
 class Touch:
-    kind: str            # PARAMETER, SECRET, ROLE or FAMILY
+    kind: str            # PARAMETER, SECRET, ROLE, FAMILY or SERVICE (CLUSTER/SERVICE)
     name: str            # SSM name, secret name or ARN, role name, family
     region: str = ""     # "" for IAM, which is global
     account: str = ""
@@ -86,7 +86,11 @@ def _cloudtrail(source: str, detail: dict, region: str) -> list[tuple[str, str, 
     if source == "aws.iam" and name in ROLE_CALLS:
         return [(ROLE, _text(req.get("roleName")), "")]
     if source == "aws.ecs" and name in ECS_CALLS:
-        return [(FAMILY, f, region) for f in _families(name, req)]
+        out = [(FAMILY, f, region) for f in _families(name, req)]
+        if name in ("CreateService", "UpdateService"):   # our rollout's service, moved to any task definition
+            out.append((SERVICE, service_key(_text(req.get("cluster")), _text(req.get("service"))
+                                             or _text(req.get("serviceName"))), region))
+        return out
     if source == "aws.secretsmanager" and (name in SECRET_CALLS or name in SECRET_SERVICE_EVENTS):
         return [(SECRET, s, region) for s in _secret_ids(name, req, detail)]
     if source == "aws.ssm" and name in SSM_TAG_CALLS and req.get("resourceType") == "Parameter":
@@ -103,6 +107,14 @@ def _families(call: str, req: dict) -> list[str]:
         arn = _text(req.get("resourceArn"))
         return [family_of(arn)] if ":task-definition/" in arn else []
     return [family_of(_text(req.get("taskDefinition")))]   # DeregisterTaskDefinition, UpdateService
+
+
+def service_key(cluster: str, service: str) -> str:
+    """CLUSTER/SERVICE, as a rollout names it, from a cluster and a service each given by name or ARN (a
+    cluster left out is ``default``: ECS API reference, UpdateService, request parameter ``cluster``)."""
+    if not service:
+        return ""
+    return f"{cluster.rsplit('/', 1)[-1] or 'default'}/{service.rsplit('/', 1)[-1]}"
 
 
 def family_of(task_definition: str) -> str:
@@ -149,6 +161,8 @@ class Index:
             self._add(ROLE, "", role.name, role.ref)
         for td in desired.task_definitions:
             self._add(FAMILY, home, td.family, td.ref)
+            for service in getattr(td.rollout, "services", None) or ():
+                self._add(SERVICE, home, service, td.ref)
         readers = [(o.ref, o.references) for o in (*desired.task_definitions, *desired.roles)]
         for ref, references in readers:
             for r in references:
