@@ -49,7 +49,7 @@ class Touch:
 def parse(body: str) -> list[Touch]:
     try:
         event = json.loads(body)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):   # deeper than the parser recurses is no event either
         raise Malformed("not JSON") from None
     if isinstance(event, dict) and event.get("Type") == "Notification" and isinstance(event.get("Message"), str):
         return parse(event["Message"])   # through SNS without raw message delivery
@@ -61,7 +61,10 @@ def parse(body: str) -> list[Touch]:
     if not isinstance(event.get("detail"), dict):
         raise Malformed("no 'detail' object: not an EventBridge event")
     region, account = _text(event.get("region")), _text(event.get("account"))
-    return [Touch(kind, name, r, account) for kind, name, r in _touches(event, region) if name]
+    try:
+        return [Touch(kind, name, r, account) for kind, name, r in _touches(event, region) if name]
+    except (TypeError, AttributeError, ValueError) as exc:   # a field of another type than AWS sends
+        raise Malformed(f"an event of unexpected shape ({type(exc).__name__})") from None
 
 
 def _touches(event: dict, region: str) -> Iterable[tuple[str, str, str]]:
