@@ -10,7 +10,7 @@ import pytest
 
 from controller.core import events
 from controller.core.desired import Desired
-from controller.core.events import FAMILY, PARAMETER, ROLE, SECRET, Index, Malformed, Touch, parse
+from controller.core.events import FAMILY, PARAMETER, ROLE, SECRET, SERVICE, Index, Malformed, Touch, parse
 from controller.core.validate import load
 
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
@@ -125,7 +125,8 @@ def test_every_fixture_is_named_in_sources():
     ("ecs-cloudtrail-deregistertaskdefinition.json", [Touch(FAMILY, "hello_world", "us-east-1", "123456789012")]),
     ("ecs-cloudtrail-deletetaskdefinitions.json", [Touch(FAMILY, "hello_world", "us-east-1", "123456789012")]),
     ("ecs-cloudtrail-tagresource.json", [Touch(FAMILY, "hello_world", "us-east-1", "123456789012")]),
-    ("ecs-cloudtrail-updateservice.json", [Touch(FAMILY, "hello_world", "us-east-1", "123456789012")]),
+    ("ecs-cloudtrail-updateservice.json", [Touch(FAMILY, "hello_world", "us-east-1", "123456789012"),
+                                           Touch(SERVICE, "default/hello-world-service", "us-east-1", "123456789012")]),
     ("ecs-cloudtrail-tagresource-cluster.json", []),         # a cluster's tags are none of ours
 ])
 def test_the_documented_events_say_what_changed(name, expected):
@@ -276,3 +277,20 @@ def test_queue_urls(url, region, arn):
 def test_what_is_not_a_queue_url(url):
     with pytest.raises(ValueError):
         events.queue_url(url)
+
+
+def test_a_rollout_s_service_moved_to_another_family_concerns_its_task_definition(tmp_path):
+    """UpdateService names the service (and its cluster, ``default`` when left out: ECS API reference,
+    UpdateService) beside the task definition it now runs; one of ours moved out of band to a task
+    definition of another family is drift of the TaskDefinition whose rollout it is."""
+    (tmp_path / "m.yaml").write_text(TWO_STACKS.replace(
+        "  family: b-family\n", "  family: b-family\n  rollout: {services: [prod/b-web], updateService: true}\n"))
+    index = Index(load(str(tmp_path), "us-east-1", "ecs-secrets"))
+    moved = fixture("ecs-cloudtrail-updateservice.json", **{
+        "detail.requestParameters.taskDefinition": "someone-elses:1",
+        "detail.requestParameters.cluster": "arn:aws:ecs:us-east-1:123456789012:cluster/prod",
+        "detail.requestParameters.service": "arn:aws:ecs:us-east-1:123456789012:service/prod/b-web"})
+    assert set().union(*(index.refs(t) for t in parse(moved))) == {"TaskDefinition/b"}
+    elsewhere = fixture("ecs-cloudtrail-updateservice.json", **{
+        "detail.requestParameters.taskDefinition": "someone-elses:1", "detail.requestParameters.service": "b-web"})
+    assert set().union(*(index.refs(t) for t in parse(elsewhere))) == set()   # default/b-web is not ours

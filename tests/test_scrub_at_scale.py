@@ -51,3 +51,39 @@ def test_the_indexed_scrub_equals_trying_every_form(secret_list, glue, picks) ->
     assert r.scrub(text) == naive(r, text)
     for v in chosen:
         assert v not in r.scrub(text)
+
+
+def test_a_secret_that_a_replacement_completes_is_still_scrubbed() -> None:
+    """A form may occur only once a longer one was replaced by the marker, its first characters being the
+    marker's: trying every form in turn replaces it, so the index must find it too, or it is printed."""
+    r = Redactor()
+    for i in range(300):              # enough unrelated secrets to take the indexed path
+        r.add(f"unrelated-secret-{i:04d}-xyz")
+    first = secrets.token_urlsafe(40)
+    canary = secrets.token_urlsafe(16)
+    second = "value)" + canary          # a value may hold any characters, the marker's too
+    r.add(first)
+    r.add(second)
+    text = f"echoed {first}{canary} back"
+    assert naive(r, text) == f"echoed (sensitive {SENSITIVE} back"
+    out = r.scrub(text)
+    assert second not in out
+    assert out == naive(r, text)
+
+
+marker_words = st.text(alphabet="(sensitive value)xy", min_size=0, max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(secret_list=st.lists(st.text(alphabet="(sensitive value)xy", min_size=8, max_size=24), min_size=1,
+                            max_size=20), glue=st.lists(marker_words, min_size=1, max_size=6),
+       picks=st.lists(st.integers(0, 19)))
+def test_the_indexed_scrub_equals_trying_every_form_with_the_markers_characters(secret_list, glue, picks) -> None:
+    r = Redactor()
+    for v in secret_list:
+        r.add(v)
+    for i in range(300):
+        r.add(f"unrelated-secret-{i:04d}-xyz")
+    chosen = [secret_list[p % len(secret_list)] for p in picks]
+    text = "".join(g + (chosen[i] if i < len(chosen) else "") for i, g in enumerate(glue))
+    assert r.scrub(text) == naive(r, text)

@@ -70,8 +70,8 @@ def forward_role(s: Setup) -> str:
 def plan(s: Setup) -> SetupPlan:
     rules = {f"{RULE_PREFIX}-{suffix}": pattern for suffix, pattern in ep.patterns().items()}
     iam_region = ep.IAM_EVENT_REGION.get(s.partition, "us-east-1")
-    notes = ["API-call events (IAM, ECS, Secrets Manager) arrive only where a CloudTrail trail logs management "
-             "write events in the Region of the rule (and in " + iam_region + " for IAM); Parameter Store "
+    notes = ["API-call events (IAM, ECS, Secrets Manager, SSM tags) arrive only where a CloudTrail trail logs "
+             "management write events in the Region of the rule (and in " + iam_region + " for IAM); Parameter Store "
              "changes need no trail. Whatever does not arrive, the resync repairs (`--resync-interval`)."]
     forward: list[Call] = []
     if s.region != iam_region:

@@ -17,27 +17,20 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from controller.core.desired import Desired
+from controller.vocab import eventpatterns as ep
 from controller.vocab.arns import SM_REFERENCE_PREFIX, parse_arn, parameter_name_from_arn
 
-PARAMETER, SECRET, ROLE, FAMILY = "parameter", "secret", "role", "family"
-CLOUDTRAIL = "AWS API Call via CloudTrail"
-SERVICE_EVENT = "AWS Service Event via CloudTrail"
+PARAMETER, SECRET, ROLE, FAMILY, SERVICE = "parameter", "secret", "role", "family", "service"
+CLOUDTRAIL, SERVICE_EVENT = ep.API_CALL, ep.SERVICE_EVENT
 
-# CloudTrail API calls that change what a reconcile compares, by event source; each names its object in
-# requestParameters (and Secrets Manager's, for some calls, in responseElements.arn)
-ROLE_CALLS = frozenset({
-    "CreateRole", "DeleteRole", "UpdateRole", "UpdateRoleDescription", "UpdateAssumeRolePolicy",
-    "PutRolePolicy", "DeleteRolePolicy", "AttachRolePolicy", "DetachRolePolicy", "TagRole", "UntagRole",
-    "PutRolePermissionsBoundary", "DeleteRolePermissionsBoundary",
-})
-SECRET_CALLS = frozenset({
-    "CreateSecret", "PutSecretValue", "UpdateSecret", "RotateSecret", "UpdateSecretVersionStage",
-    "DeleteSecret", "RestoreSecret", "ReplicateSecretToRegions", "RemoveRegionsFromReplication",
-})
-SECRET_SERVICE_EVENTS = frozenset({"RotationSucceeded"})   # the new version is AWSCURRENT now
-ECS_CALLS = frozenset({"RegisterTaskDefinition", "DeregisterTaskDefinition", "DeleteTaskDefinitions",
-                       "TagResource", "UntagResource", "UpdateService"})
-SSM_TAG_CALLS = frozenset({"AddTagsToResource", "RemoveTagsFromResource"})   # Parameter Store Change omits tags
+# CloudTrail API calls that change what a reconcile compares, by event source (the table events-setup's
+# rules deliver); each names its object in requestParameters (and Secrets Manager's, for some calls, in
+# responseElements.arn)
+ROLE_CALLS = frozenset(ep.IAM)
+SECRET_CALLS = frozenset(ep.SECRETS_MANAGER)
+SECRET_SERVICE_EVENTS = frozenset(ep.SECRETS_MANAGER_SERVICE)
+ECS_CALLS = frozenset(ep.ECS)
+SSM_TAG_CALLS = frozenset(ep.SSM_TAGS)
 _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")   # the six random characters Secrets Manager appends
 
 
@@ -47,7 +40,7 @@ class Malformed(ValueError):
 
 @dataclass(frozen=True)
 class Touch:
-    kind: str            # PARAMETER, SECRET, ROLE or FAMILY
+    kind: str            # PARAMETER, SECRET, ROLE, FAMILY or SERVICE (CLUSTER/SERVICE)
     name: str            # SSM name, secret name or ARN, role name, family
     region: str = ""     # "" for IAM, which is global
     account: str = ""
@@ -56,7 +49,7 @@ class Touch:
 def parse(body: str) -> list[Touch]:
     try:
         event = json.loads(body)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):   # deeper than the parser recurses is no event either
         raise Malformed("not JSON") from None
     if isinstance(event, dict) and event.get("Type") == "Notification" and isinstance(event.get("Message"), str):
         return parse(event["Message"])   # through SNS without raw message delivery
@@ -68,7 +61,10 @@ def parse(body: str) -> list[Touch]:
     if not isinstance(event.get("detail"), dict):
         raise Malformed("no 'detail' object: not an EventBridge event")
     region, account = _text(event.get("region")), _text(event.get("account"))
-    return [Touch(kind, name, r, account) for kind, name, r in _touches(event, region) if name]
+    try:
+        return [Touch(kind, name, r, account) for kind, name, r in _touches(event, region) if name]
+    except (TypeError, AttributeError, ValueError) as exc:   # a field of another type than AWS sends
+        raise Malformed(f"an event of unexpected shape ({type(exc).__name__})") from None
 
 
 def _touches(event: dict, region: str) -> Iterable[tuple[str, str, str]]:
@@ -77,11 +73,11 @@ def _touches(event: dict, region: str) -> Iterable[tuple[str, str, str]]:
         if detail.get("errorCode"):
             return []  # the call failed: nothing changed
         return _cloudtrail(source, detail, _text(detail.get("awsRegion")) or region)
-    if source == "aws.ssm" and kind == "Parameter Store Change":
+    if source == "aws.ssm" and kind == ep.PARAMETER_CHANGE:
         if detail.get("exception"):
             return []  # the create or update failed (its "exception" says why): nothing changed
         return [(PARAMETER, _text(detail.get("name")), region)]
-    if source == "aws.secretsmanager" and kind == "Secret Label Updated":
+    if source == "aws.secretsmanager" and kind == ep.SECRET_LABEL_UPDATED:
         names = [_text(detail.get("name"))] + [_text(r) for r in event.get("resources") or [] if isinstance(r, str)]
         return [(SECRET, n, region) for n in names]
     return []
@@ -93,7 +89,11 @@ def _cloudtrail(source: str, detail: dict, region: str) -> list[tuple[str, str, 
     if source == "aws.iam" and name in ROLE_CALLS:
         return [(ROLE, _text(req.get("roleName")), "")]
     if source == "aws.ecs" and name in ECS_CALLS:
-        return [(FAMILY, f, region) for f in _families(name, req)]
+        out = [(FAMILY, f, region) for f in _families(name, req)]
+        if name in ("CreateService", "UpdateService"):   # our rollout's service, moved to any task definition
+            out.append((SERVICE, service_key(_text(req.get("cluster")), _text(req.get("service"))
+                                             or _text(req.get("serviceName"))), region))
+        return out
     if source == "aws.secretsmanager" and (name in SECRET_CALLS or name in SECRET_SERVICE_EVENTS):
         return [(SECRET, s, region) for s in _secret_ids(name, req, detail)]
     if source == "aws.ssm" and name in SSM_TAG_CALLS and req.get("resourceType") == "Parameter":
@@ -110,6 +110,14 @@ def _families(call: str, req: dict) -> list[str]:
         arn = _text(req.get("resourceArn"))
         return [family_of(arn)] if ":task-definition/" in arn else []
     return [family_of(_text(req.get("taskDefinition")))]   # DeregisterTaskDefinition, UpdateService
+
+
+def service_key(cluster: str, service: str) -> str:
+    """CLUSTER/SERVICE, as a rollout names it, from a cluster and a service each given by name or ARN (a
+    cluster left out is ``default``: ECS API reference, UpdateService, request parameter ``cluster``)."""
+    if not service:
+        return ""
+    return f"{cluster.rsplit('/', 1)[-1] or 'default'}/{service.rsplit('/', 1)[-1]}"
 
 
 def family_of(task_definition: str) -> str:
@@ -156,6 +164,8 @@ class Index:
             self._add(ROLE, "", role.name, role.ref)
         for td in desired.task_definitions:
             self._add(FAMILY, home, td.family, td.ref)
+            for service in getattr(td.rollout, "services", None) or ():
+                self._add(SERVICE, home, service, td.ref)
         readers = [(o.ref, o.references) for o in (*desired.task_definitions, *desired.roles)]
         for ref, references in readers:
             for r in references:
@@ -182,6 +192,11 @@ class Index:
         if touch.kind == PARAMETER and touch.name.startswith(SM_REFERENCE_PREFIX):
             out |= self.refs(Touch(SECRET, touch.name[len(SM_REFERENCE_PREFIX):], touch.region, touch.account))
         return out
+
+
+    def parameter(self, touch: Touch) -> tuple[str, str]:
+        """(Region, name) of the parameter a PARAMETER touch names."""
+        return touch.region or self.home, _parameter_name(touch.name)
 
 
 def _parameter_name(name: str) -> str:

@@ -36,6 +36,7 @@ EVENTS, POLLING = "events", "polling"
 class Batch:
     refs: set[str] = field(default_factory=set)
     handles: list[str] = field(default_factory=list)   # relevant messages, deleted after their reconcile
+    parameters: set[tuple[str, str]] = field(default_factory=set)   # (Region, name) the events say changed
 
 
 class Inbox:
@@ -107,6 +108,7 @@ class Inbox:
                 self._count("relevant")
                 batch.refs |= refs
                 batch.handles.append(m["ReceiptHandle"])
+                batch.parameters |= {self.index.parameter(t) for t in touches if t.kind == events_.PARAMETER}
             else:
                 self._count("irrelevant")
                 drop.append(m["ReceiptHandle"])

@@ -249,6 +249,9 @@ class Daemon:
         if not self.may_write():   # stopping, or no longer the leader: at once to whoever reads next
             self.inbox.release(batch.handles, 0)
             return
+        if self.aws.known is not None:   # the event says it changed: compare it, whatever its version says
+            for key in batch.parameters:
+                self.aws.known.forget(key)
         result = self.tick(batch.refs)
         if result == "error":      # not reconciled: they come back, after a backoff
             self.inbox.release(batch.handles, backoff_.wait_seconds(1))

@@ -470,6 +470,9 @@ class WorkDaemon(FleetDaemon):
         scope = {o.ref for o in desired.objects}
         try:
             aws = self.connections[target]
+            if aws.known is not None:   # an item names objects, not what changed: an event's may have
+                for p in desired.parameters.values():
+                    aws.known.forget((p.region, p.name))
             if target is not None:
                 why = run.reachable(aws, self.fleet.targets[target])
                 if why:

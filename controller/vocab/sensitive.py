@@ -8,10 +8,12 @@ records, error messages and AWS replies that echo it are scrubbed before anyone 
 
 from __future__ import annotations
 
+import heapq
 import html
 import json
 import re
 import threading
+from typing import Iterable
 from urllib.parse import quote, quote_plus
 
 SENSITIVE = "(sensitive value)"
@@ -76,16 +78,39 @@ class Redactor:
             # A daemon of 10,000 secrets holds ~100,000 forms: testing each against every log line costs
             # milliseconds a line. Every form here is at least SCRUB_ANYWHERE_LEN long, so one that occurs
             # starts with a SCRUB_ANYWHERE_LEN-slice of the text: try only the forms of those slices, in
-            # the same order. (A form that only a replacement could make is the marker's text, no secret.)
-            n = SCRUB_ANYWHERE_LEN
-            found = {f for i in range(len(text) - n + 1) for f in by_prefix.get(text[i:i + n], ())}
-            anywhere = sorted(found, key=_order)
+            # the same order.
+            # A replacement can complete a form that starts in the marker it wrote (a value may hold the
+            # marker's characters): after each, the slices overlapping a marker are looked up too, and the
+            # forms found that come later in the order are tried, as trying every form in turn would.
+            return self._scrub_indexed(text, by_prefix, alone)
         for form in anywhere:        # longest first: a form inside a longer one is replaced with it
             if form in text:
                 text = text.replace(form, SENSITIVE)
         if alone is not None:
             text = alone.sub(SENSITIVE, text)   # the marker is replaced by itself
         return text
+
+    @staticmethod
+    def _scrub_indexed(text: str, by_prefix: dict[str, list[str]], alone: re.Pattern[str] | None) -> str:
+        n = SCRUB_ANYWHERE_LEN
+        pending = [(_order(f), f) for f in {f for i in range(len(text) - n + 1)
+                                            for f in by_prefix.get(text[i:i + n], ())}]
+        heapq.heapify(pending)
+        tried: set[str] = set()
+        while pending:               # longest first: a form inside a longer one is replaced with it
+            order, form = heapq.heappop(pending)
+            if form in tried:
+                continue
+            tried.add(form)
+            if form not in text:
+                continue
+            text = text.replace(form, SENSITIVE)
+            for at in _occurrences(text, SENSITIVE):
+                for i in range(max(0, at - n + 1), min(len(text) - n, at + len(SENSITIVE) - 1) + 1):
+                    for f in by_prefix.get(text[i:i + n], ()):
+                        if f not in tried and _order(f) > order:
+                            heapq.heappush(pending, (_order(f), f))
+        return alone.sub(SENSITIVE, text) if alone is not None else text
 
     def scrub_values(self, text: str) -> str:
         """For our own messages (which quote names, never values): the same exact replacement of the
@@ -110,6 +135,13 @@ class Redactor:
 
 def _order(form: str) -> tuple[int, str]:
     return -len(form), form
+
+
+def _occurrences(text: str, part: str) -> Iterable[int]:
+    at = text.find(part)
+    while at >= 0:
+        yield at
+        at = text.find(part, at + 1)
 
 
 def forms(value: str) -> set[str]:
