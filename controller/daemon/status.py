@@ -68,6 +68,8 @@ class Table:
             else:
                 self._set(b.ref, "blocked" if b.dependent else "error", wall, b.reason)
         changes = {c.ref: c for c in p.plan.changes}
+        for ref in set(p.owners) - set(changes) - p.gated:   # a service with no roll to send: nothing to retry
+            backoff.reset(ref)
         if p.report is None:
             for c in p.plan.changes:
                 self._set(c.ref, "drifted", wall, pending=_paths(c))

@@ -1,0 +1,41 @@
+"""The daemon's bookkeeping of rollouts: backoff entries of services, and the fleet daemon's /status.
+
+ECS behaviour relied on is the faithful test AWS's, sourced in tests/test_rollout_e2e.py (Deployment API
+reference, rolloutState: a deployment the circuit breaker gave up on is FAILED, with rolloutStateReason).
+"""
+
+from __future__ import annotations
+
+import time
+
+from controller import reconcile
+from controller.aws.session import Aws
+from controller.daemon.loop import Daemon
+from controller.daemon.metrics import Metrics
+from controller.sandbox import faithful
+from faultkit import fast_aws  # noqa: F401 - a fixture: the session's moto without a reset
+from test_rollout_e2e import running, world  # noqa: F401 - fixtures
+
+
+def failed_rollout(running) -> tuple[Daemon, str]:  # noqa: F811
+    """api moves to a revision whose tasks cannot start: its deployment ends FAILED and stays PRIMARY."""
+    running.api_image = f"registry/{faithful.FAIL_IMAGE_MARKER}:1"
+    running.write()
+    settings = reconcile.Settings(environ={"ROLL_DB": running.value}, isolate=True, clusters=(running.cluster,))
+    daemon = Daemon(Aws(), str(running.folder), settings, interval=60, metrics=Metrics(), owner=f"roll-{running.id}")
+    daemon.load()
+    assert daemon.tick() == "partial"
+    service = f"Service/{running.cluster}/api"
+    assert service in daemon.backoff.entries and running.deployments == {"api": 1}
+    return daemon, service
+
+
+def test_a_failed_roll_with_nothing_left_to_send_does_not_make_the_daemon_poll_every_second(running):  # noqa: F811
+    daemon, service = failed_rollout(running)
+    daemon.tick()   # nothing to roll any more: the FAILED deployment is newer than every change
+    for entry in daemon.backoff.entries.values():
+        entry.retry_at = time.monotonic() - 1   # its backoff is over
+    daemon.tick()
+    assert running.deployments == {"api": 1}
+    assert daemon.status()["objects"]["TaskDefinition/api"]["state"] == "error"   # still shown
+    assert daemon.next_time("partial") - time.monotonic() > 30   # the interval, not a retry of nothing
