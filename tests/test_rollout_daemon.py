@@ -39,3 +39,16 @@ def test_a_failed_roll_with_nothing_left_to_send_does_not_make_the_daemon_poll_e
     assert running.deployments == {"api": 1}
     assert daemon.status()["objects"]["TaskDefinition/api"]["state"] == "error"   # still shown
     assert daemon.next_time("partial") - time.monotonic() > 30   # the interval, not a retry of nothing
+
+
+def test_an_events_daemon_retries_a_failed_roll_through_its_task_definition(running):  # noqa: F811
+    """--events: a backoff that is over is retried by a reconcile of only its objects; a service is no
+    object of the manifests, so its TaskDefinition's rollout is what plans it again."""
+    daemon, service = failed_rollout(running)
+    daemon.backoff.entries[service].retry_at = time.monotonic() - 1
+    due = daemon._due()
+    assert "TaskDefinition/api" in due
+    daemon.tick(due)
+    assert daemon._due() == set()   # not the same retry again at once, for ever
+    assert daemon.status()["objects"]["TaskDefinition/api"]["state"] == "error"
+    assert running.deployments == {"api": 1}
