@@ -10,6 +10,7 @@ import time
 
 from controller import reconcile
 from controller.aws.session import Aws
+from controller.daemon import fleetloop
 from controller.daemon.loop import Daemon
 from controller.daemon.metrics import Metrics
 from controller.sandbox import faithful
@@ -17,12 +18,12 @@ from faultkit import fast_aws  # noqa: F401 - a fixture: the session's moto with
 from test_rollout_e2e import running, world  # noqa: F401 - fixtures
 
 
-def failed_rollout(running) -> tuple[Daemon, str]:  # noqa: F811
+def failed_rollout(running, kind=Daemon) -> tuple[Daemon, str]:  # noqa: F811
     """api moves to a revision whose tasks cannot start: its deployment ends FAILED and stays PRIMARY."""
     running.api_image = f"registry/{faithful.FAIL_IMAGE_MARKER}:1"
     running.write()
     settings = reconcile.Settings(environ={"ROLL_DB": running.value}, isolate=True, clusters=(running.cluster,))
-    daemon = Daemon(Aws(), str(running.folder), settings, interval=60, metrics=Metrics(), owner=f"roll-{running.id}")
+    daemon = kind(Aws(), str(running.folder), settings, interval=60, metrics=Metrics(), owner=f"roll-{running.id}")
     daemon.load()
     assert daemon.tick() == "partial"
     service = f"Service/{running.cluster}/api"
@@ -52,3 +53,32 @@ def test_an_events_daemon_retries_a_failed_roll_through_its_task_definition(runn
     assert daemon._due() == set()   # not the same retry again at once, for ever
     assert daemon.status()["objects"]["TaskDefinition/api"]["state"] == "error"
     assert running.deployments == {"api": 1}
+
+
+def test_the_fleet_daemon_shows_a_failed_rollout_on_its_task_definition(running):  # noqa: F811
+    """`run` over manifests with Targets is the fleet daemon: a rollout's errors show as the single one's do."""
+    daemon, service = failed_rollout(running, fleetloop.factory())
+    status = daemon.status()["objects"]["TaskDefinition/api"]
+    assert status["state"] == "error" and "FAILED: ECS deployment circuit breaker" in status["last_error"]
+    daemon.tick()   # no roll left to send: the FAILED deployment is still shown, from the rollout
+    status = daemon.status()["objects"]["TaskDefinition/api"]
+    assert status["state"] == "error" and "FAILED: ECS deployment circuit breaker" in status["last_error"]
+    assert service not in daemon.backoff.entries
+
+
+def test_the_fleet_daemon_names_a_targets_services_as_its_plan_does():
+    """A target's plan names its services ``Service/CLUSTER/NAME@target`` (``relabel_plan``): the owners too."""
+    from types import SimpleNamespace
+
+    from controller.core import ops
+    from controller.core.fleet import relabel_plan
+    from controller.core.plan import Change, Plan
+    from controller.core.state import ActualRollout, ActualService
+
+    op = ops.RollService("prod", "web", "TaskDefinition/web@a-eu", None, "d-1")
+    plan = relabel_plan(Plan((Change("Service", "prod/web", "update", (), op),)), "a-eu")
+    actual = SimpleNamespace(rollouts={"TaskDefinition/web@a-eu": ActualRollout(
+        [ActualService("prod", "web", "ACTIVE"), ActualService("prod", "api", "ACTIVE")])})
+    result = SimpleNamespace(results={"a-eu": SimpleNamespace(plan=plan, actual=actual)})
+    assert fleetloop._rollout_owners(result) == {"Service/prod/web@a-eu": "TaskDefinition/web@a-eu",
+                                                 "Service/prod/api@a-eu": "TaskDefinition/web@a-eu"}
