@@ -82,3 +82,22 @@ def test_the_fleet_daemon_names_a_targets_services_as_its_plan_does():
     result = SimpleNamespace(results={"a-eu": SimpleNamespace(plan=plan, actual=actual)})
     assert fleetloop._rollout_owners(result) == {"Service/prod/web@a-eu": "TaskDefinition/web@a-eu",
                                                  "Service/prod/api@a-eu": "TaskDefinition/web@a-eu"}
+
+
+def test_a_follower_shows_a_pending_roll_on_its_task_definition():
+    """A replica that does not write (report None) shows what the plan would do: a roll as drift of its rollout."""
+    from types import SimpleNamespace
+
+    from controller.core import ops
+    from controller.core.plan import Change, FieldChange, Plan
+    from controller.daemon.backoff import Backoff
+    from controller.daemon.status import Pass, Table
+
+    web = SimpleNamespace(ref="TaskDefinition/web", obj=SimpleNamespace(kind="TaskDefinition", name="web"))
+    op = ops.RollService("prod", "web", "TaskDefinition/web", None, "d-1")
+    roll = Change("Service", "prod/web", "update", (FieldChange("deployment", "d-1", "(new deployment)"),), op)
+    table = Table()
+    table.follow(SimpleNamespace(objects=[web]))
+    plan = Plan((roll,), in_sync=("TaskDefinition/web",))
+    table.record(Pass(plan, None, owners={roll.ref: "TaskDefinition/web"}), Backoff(), 0.0, 0.0)
+    assert table.states()["TaskDefinition/web"] == ("TaskDefinition", "drifted")

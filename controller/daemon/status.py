@@ -71,8 +71,8 @@ class Table:
         for ref in set(p.owners) - set(changes) - p.gated:   # a service with no roll to send: nothing to retry
             backoff.reset(ref)
         if p.report is None:
-            for c in p.plan.changes:
-                self._set(c.ref, "drifted", wall, pending=_paths(c))
+            for c in p.plan.changes:   # a service's roll: drift of its TaskDefinition
+                self._set(owner_of(c), "drifted", wall, pending=_paths(c))
         else:
             for o in p.report.outcomes:
                 self._outcome(o, p, backoff, mono, wall)
