@@ -101,3 +101,26 @@ def test_a_follower_shows_a_pending_roll_on_its_task_definition():
     plan = Plan((roll,), in_sync=("TaskDefinition/web",))
     table.record(Pass(plan, None, owners={roll.ref: "TaskDefinition/web"}), Backoff(), 0.0, 0.0)
     assert table.states()["TaskDefinition/web"] == ("TaskDefinition", "drifted")
+
+
+def test_a_secret_pinned_to_a_version_id_is_no_reason_to_roll():
+    """valueFrom ``arn:…:secret:NAME:json-key:version-stage:version-id``: the ECS agent asks GetSecretValue for
+    the version id given (amazon-ecs-agent, agent/taskresource/asmsecret/asmsecret.go), and GetSecretValue's
+    VersionId selects that one version (Secrets Manager API reference, GetSecretValue; AWSCURRENT only when
+    neither VersionId nor VersionStage is given). A pinned version never changes: no reason to roll."""
+    from types import SimpleNamespace
+
+    from controller.aws.observe_services import _Reader
+
+    arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/token-AbCdEf"
+    body = {"taskDefinitionArn": "arn:aws:ecs:us-east-1:111122223333:task-definition/web:1", "containerDefinitions": [
+        {"name": "app", "image": "nginx", "secrets": [
+            {"name": "PINNED", "valueFrom": f"{arn}:::0f8b6a2e-5c3d-4e1f-9a7b-2c4d6e8f0a1b"},
+            {"name": "CURRENT", "valueFrom": "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db-AbCdEf"},
+            {"name": "STAGED", "valueFrom": f"arn:aws:secretsmanager:us-east-1:111122223333:secret:app/key-AbCdEf"
+                                            ":password:AWSCURRENT:"}]}]}
+    ecs = SimpleNamespace(describe_task_definition=lambda taskDefinition: {"taskDefinition": body})
+    reader = _Reader(SimpleNamespace(region="us-east-1", client=lambda service, region=None: ecs))
+    assert [name for _, _, name in reader._reads(body["taskDefinitionArn"])] == [
+        "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db-AbCdEf",
+        "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/key-AbCdEf"]
