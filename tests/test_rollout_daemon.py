@@ -117,7 +117,7 @@ def test_a_secret_pinned_to_a_version_id_is_no_reason_to_roll():
         {"name": "app", "image": "nginx", "secrets": [
             {"name": "PINNED", "valueFrom": f"{arn}:::0f8b6a2e-5c3d-4e1f-9a7b-2c4d6e8f0a1b"},
             {"name": "CURRENT", "valueFrom": "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db-AbCdEf"},
-            {"name": "STAGED", "valueFrom": f"arn:aws:secretsmanager:us-east-1:111122223333:secret:app/key-AbCdEf"
+            {"name": "STAGED", "valueFrom": "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/key-AbCdEf"
                                             ":password:AWSCURRENT:"}]}]}
     ecs = SimpleNamespace(describe_task_definition=lambda taskDefinition: {"taskDefinition": body})
     reader = _Reader(SimpleNamespace(region="us-east-1", client=lambda service, region=None: ecs))
