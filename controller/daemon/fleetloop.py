@@ -118,7 +118,8 @@ def _rollout_owners(result: run.FleetResult) -> dict[str, str]:
     owners = {}
     for name, target in result.results.items():
         owners.update({c.ref: owner_of(c) for c in target.plan.changes if c.kind == "Service"})
-        owners.update({fleet_.label(s.ref, name): td for td, r in target.actual.rollouts.items() for s in r.services})
+        rollouts = target.actual.rollouts if target.actual is not None else {}
+        owners.update({fleet_.label(s.ref, name): td for td, r in rollouts.items() for s in r.services})
     return owners
 
 
