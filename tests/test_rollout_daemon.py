@@ -124,3 +124,25 @@ def test_a_secret_pinned_to_a_version_id_is_no_reason_to_roll():
     assert [name for _, _, name in reader._reads(body["taskDefinitionArn"])] == [
         "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db-AbCdEf",
         "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/key-AbCdEf"]
+
+
+def test_a_work_queue_resync_enqueues_a_roll_as_its_task_definition(running):  # noqa: F811
+    """`run --work-queue`: the resync enqueues an item per object not in sync, and a replica reconciles the
+    item's objects (a subset). A roll is no object: it goes as its TaskDefinition, whose rollout plans it."""
+    import secrets
+
+    from controller.daemon.workqueue import WorkDaemon
+
+    running.ssm.put_parameter(Name=running.ext, Value=secrets.token_urlsafe(8), Type="SecureString", Overwrite=True)
+    settings = reconcile.Settings(environ={"ROLL_DB": running.value}, isolate=True, clusters=(running.cluster,))
+    daemon = WorkDaemon(Aws(), str(running.folder), settings, 60.0, Metrics(), owner=f"roll-{running.id}")
+    daemon.only, daemon.recorder = (), None
+    sent: list = []
+    daemon.queue = type("Queue", (), {"send": lambda self, items, units: sent.extend(items)})()
+    daemon.load()
+    assert daemon.resync_target(None, "test")
+    assert [ref for item in sent for ref in item.refs] == ["TaskDefinition/api"]
+    assert running.deployments == {}   # a resync writes nothing
+    daemon.may_write = lambda: True   # the replica that takes the item holds it
+    assert daemon.reconcile_objects(None, set(sent[0].refs)) is None
+    assert running.deployments == {"api": 1}
