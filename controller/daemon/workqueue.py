@@ -446,7 +446,8 @@ class WorkDaemon(FleetDaemon):
             result.plan = fleet_.relabel_plan(result.plan, target)
             # a roll is no object: it goes as its TaskDefinition, whose rollout plans it again
             drifted = {owner_of(c) for c in result.plan.changes if c.action != "delete"}
-            self.table.record(Pass(result.plan, None, set(), {}), self.backoff, time.monotonic(), time.time(),
+            owners = _rollout_owners(run.FleetResult({target: result}, {}))
+            self.table.record(Pass(result.plan, None, set(), {}, owners), self.backoff, time.monotonic(), time.time(),
                               {o.ref for o in self.fleet.groups[target].objects})
             if drifted:
                 self.queue.send(workitems.object_items(target, drifted, self.units.get(target, {}), cause), self.units)
