@@ -271,3 +271,21 @@ def test_rollouts_are_counted_by_how_they_ended_and_timed(result, code, assigned
     page = metrics.exposition().decode()
     assert f'ecs_secrets_rollouts_total{{result="{label}"}} 1.0' in page
     assert ("ecs_secrets_rollout_duration_seconds_count 1.0" in page) == ("seconds" in assigned)
+
+
+def test_a_discovered_service_that_moved_to_another_family_is_rolled_once_by_that_familys_rollout():
+    """discover finds a service by any deployment of the family (inuse); one whose PRIMARY runs another family
+    still drains an old deployment of ours. It belongs to the rollout of the family it runs: rolled once, by
+    that rollout, and never moved back (UpdateService API reference: a taskDefinition starts a new deployment)."""
+    web = SimpleNamespace(ref="TaskDefinition/web", family="web",
+                          rollout=Rollout(discover=True, updateService=True))
+    web2 = SimpleNamespace(ref="TaskDefinition/web2", family="web2", rollout=Rollout(discover=True))
+    moved = service(name="moved", runs="arn:aws:ecs:us-east-1:1:task-definition/web2:1")
+    actual = Actual(Context("1", "us-east-1"))
+    for family in ("web", "web2"):
+        actual.task_definitions[family] = ActualTaskDefinition(
+            family, f"arn:aws:ecs:us-east-1:1:task-definition/{family}:4", 4, {}, {})
+        actual.rollouts[f"TaskDefinition/{family}"] = observed([moved], {DB: at(0, hours=1)})
+    plan = rollout.add(Plan(()), SimpleNamespace(task_definitions=[web, web2]), actual)
+    assert [(c.ref, c.op.rollout, c.op.family) for c in plan.changes] == \
+        [("Service/prod/moved", "TaskDefinition/web2", None)]

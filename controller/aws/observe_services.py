@@ -123,7 +123,8 @@ class _Reader:
                 refs = references(body)
             except BadReference:   # a revision someone else registered may hold a reference we cannot parse
                 refs = ()
-            self.bodies[revision] = tuple(sorted({source(r, region) for r in refs}))
+            # a secret pinned to a version id reads that version for ever: no rotation changes what it reads
+            self.bodies[revision] = tuple(sorted({source(r, region) for r in refs if not r.version_id}))
         return self.bodies[revision]
 
     def changes(self, sources: Iterable[Source]) -> tuple[dict[Source, Any], dict[Source, str]]:

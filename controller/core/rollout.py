@@ -61,6 +61,8 @@ def add(plan: Plan, desired: Desired, actual: Actual, failed_blocks: bool = Fals
                 continue
             if service.status in ("MISSING", "INACTIVE"):
                 continue   # no task of it runs an old secret; observe said so (it may be created after us)
+            if td.rollout.discover and _family(service.task_definition) not in (None, td.family):
+                continue   # it runs another family now (an old deployment of ours drains): that one's to roll
             problem = _unrollable(service)
             if problem:
                 blockers.append(Blocker(service.ref, problem))
@@ -120,6 +122,10 @@ def decide(td: DesiredTaskDefinition, service: ActualService, observed: ActualRo
 
 def _after(when: float, started: float | None) -> bool:
     return started is None or latest_moment(when) > started
+
+
+def _family(arn: str | None) -> str | None:
+    return arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] if arn else None
 
 
 def _revision(arn: str | None) -> str | None:

@@ -17,7 +17,7 @@ from controller.aws.apply import Report
 from controller.core import fleet as fleet_
 from controller.core.desired import Desired
 from controller.daemon.loop import Daemon, _ctx
-from controller.daemon.status import Pass
+from controller.daemon.status import Pass, owner_of
 from controller.vocab.problems import ManifestError
 
 log = logging.getLogger("ecs_secrets.daemon")
@@ -71,6 +71,8 @@ class FleetDaemon(Daemon):
         """Every target's pass; ``refs`` (a backoff's retry of some objects) runs the whole fleet's pass too."""
         assert self.fleet is not None and self.connections is not None
         result = run.make(self.fleet, self.connections, self.settings)
+        owners = _rollout_owners(result)   # before the gate turns some changes into blockers
+        self.rollout_owners.update(owners)
         gated: set[str] = set()
         fingerprints: dict[str, str] = {}
         for target in result.results.values():
@@ -88,7 +90,7 @@ class FleetDaemon(Daemon):
             run.execute(result, self.connections, self.may_write, self._on_outcome,
                         rollout_timeout=self.settings.rollout_timeout)
             report = Report(result.outcomes)
-        p = Pass(run.blocked_for_daemon(self.fleet, result), report, gated, fingerprints)
+        p = Pass(run.blocked_for_daemon(self.fleet, result), report, gated, fingerprints, owners)
         return self.table.record(p, self.backoff, time.monotonic(), time.time())
 
     def _targets(self, result: run.FleetResult) -> None:
@@ -109,6 +111,16 @@ class FleetDaemon(Daemon):
         out = super().status()
         out["targets"] = dict(getattr(self, "target_state", {}))
         return out
+
+
+def _rollout_owners(result: run.FleetResult) -> dict[str, str]:
+    """A service's ref (labelled as its target's plan names it) → the TaskDefinition whose rollout it is."""
+    owners = {}
+    for name, target in result.results.items():
+        owners.update({c.ref: owner_of(c) for c in target.plan.changes if c.kind == "Service"})
+        rollouts = target.actual.rollouts if target.actual is not None else {}
+        owners.update({fleet_.label(s.ref, name): td for td, r in rollouts.items() for s in r.services})
+    return owners
 
 
 def _bookkeeping(fleet: fleet_.Fleet, region: str, owner: str) -> Desired:

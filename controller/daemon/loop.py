@@ -81,6 +81,7 @@ class Daemon:
         self.last_tick = self.last_turn = time.monotonic()
         self.failed_passes = self.applied = 0
         self.last: dict[str, Any] = {}
+        self.rollout_owners: dict[str, str] = {}   # a service's ref → its rollout's TaskDefinition ref, as last seen
         metrics.watch(aws)
         metrics.registry.register(BudgetCollector(aws))
         metrics.is_leader.set_function(lambda: float(self.leading()))
@@ -148,6 +149,7 @@ class Daemon:
                               rollout_timeout=self.settings.rollout_timeout)
         owners = {c.ref: owner_of(c) for c in planned if c.kind == "Service"}
         owners.update({s.ref: td for td, r in result.actual.rollouts.items() for s in r.services})
+        self.rollout_owners.update(owners)
         p = Pass(result.plan, result.report if leading else None, gated, fingerprints, owners)
         scope = None if refs is None else {o.ref for o in desired.objects}
         return self.table.record(p, self.backoff, time.monotonic(), time.time(), scope)
@@ -273,6 +275,7 @@ class Daemon:
         """Objects whose backoff is over, with the task definitions they blocked."""
         now = time.monotonic()
         due = {ref for ref, e in self.backoff.entries.items() if e.retry_at is not None and e.retry_at <= now}
+        due |= {self.rollout_owners[ref] for ref in due if ref in self.rollout_owners}   # a service: its rollout
         if due and self.desired is not None:
             due |= {td.ref for td in self.desired.task_definitions if due & set(td.depends_on)}
         return due

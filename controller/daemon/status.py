@@ -68,9 +68,11 @@ class Table:
             else:
                 self._set(b.ref, "blocked" if b.dependent else "error", wall, b.reason)
         changes = {c.ref: c for c in p.plan.changes}
+        for ref in set(p.owners) - set(changes) - p.gated:   # a service with no roll to send: nothing to retry
+            backoff.reset(ref)
         if p.report is None:
-            for c in p.plan.changes:
-                self._set(c.ref, "drifted", wall, pending=_paths(c))
+            for c in p.plan.changes:   # a service's roll: drift of its TaskDefinition
+                self._set(owner_of(c), "drifted", wall, pending=_paths(c))
         else:
             for o in p.report.outcomes:
                 self._outcome(o, p, backoff, mono, wall)

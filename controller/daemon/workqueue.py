@@ -41,10 +41,10 @@ from controller.core import fleet as fleet_
 from controller.core import workitems
 from controller.core.workitems import Item
 from controller.daemon.events import Inbox
-from controller.daemon.fleetloop import FleetDaemon
+from controller.daemon.fleetloop import FleetDaemon, _rollout_owners
 from controller.daemon.loop import Daemon, _ctx, _current
 from controller.daemon.metrics import PREFIX, Metrics
-from controller.daemon.status import Pass
+from controller.daemon.status import Pass, owner_of
 from controller.vocab.sensitive import scrub
 
 log = logging.getLogger("ecs_secrets.workqueue")
@@ -444,8 +444,10 @@ class WorkDaemon(FleetDaemon):
                     return False
             result = reconcile.make(aws, self.fleet.groups[target], self.settings)
             result.plan = fleet_.relabel_plan(result.plan, target)
-            drifted = {c.ref for c in result.plan.changes if c.action != "delete"}
-            self.table.record(Pass(result.plan, None, set(), {}), self.backoff, time.monotonic(), time.time(),
+            # a roll is no object: it goes as its TaskDefinition, whose rollout plans it again
+            drifted = {owner_of(c) for c in result.plan.changes if c.action != "delete"}
+            owners = _rollout_owners(run.FleetResult({target: result}, {}))
+            self.table.record(Pass(result.plan, None, set(), {}, owners), self.backoff, time.monotonic(), time.time(),
                               {o.ref for o in self.fleet.groups[target].objects})
             if drifted:
                 self.queue.send(workitems.object_items(target, drifted, self.units.get(target, {}), cause), self.units)
@@ -480,9 +482,12 @@ class WorkDaemon(FleetDaemon):
                     return self.interval
             result = reconcile.make(aws, desired, self.settings)
             result.plan = fleet_.relabel_plan(result.plan, target)
+            owners = _rollout_owners(run.FleetResult({target: result}, {}))   # before the gate
+            self.rollout_owners.update(owners)
             gated, fingerprints = self.gate(result)
-            report = reconcile.execute(aws, result, self.may_write, self._on_outcome)
-            outcome = self.table.record(Pass(result.plan, report, gated, fingerprints), self.backoff,
+            report = reconcile.execute(aws, result, self.may_write, self._on_outcome,
+                                       rollout_timeout=self.settings.rollout_timeout)
+            outcome = self.table.record(Pass(result.plan, report, gated, fingerprints, owners), self.backoff,
                                         time.monotonic(), time.time(), scope)
             self.metrics.reconcile_total.labels(outcome).inc()
             self._record("object", target, tuple(sorted(scope)), started)
