@@ -478,7 +478,8 @@ class WorkDaemon(FleetDaemon):
             result = reconcile.make(aws, desired, self.settings)
             result.plan = fleet_.relabel_plan(result.plan, target)
             gated, fingerprints = self.gate(result)
-            report = reconcile.execute(aws, result, self.may_write, self._on_outcome)
+            report = reconcile.execute(aws, result, self.may_write, self._on_outcome,
+                                       rollout_timeout=self.settings.rollout_timeout)
             outcome = self.table.record(Pass(result.plan, report, gated, fingerprints), self.backoff,
                                         time.monotonic(), time.time(), scope)
             self.metrics.reconcile_total.labels(outcome).inc()

@@ -1,0 +1,48 @@
+"""`run --work-queue` uses what the final loop and fleet code pass to a reconcile: the work-queue branch was built
+on earlier versions of both, so these pin the arguments a replica's reconcile hands on."""
+
+from __future__ import annotations
+
+import boto3
+
+from controller import reconcile
+from controller.aws.session import Aws
+from controller.daemon.metrics import Metrics
+from controller.daemon.workqueue import WorkDaemon
+from tests.test_workqueue import manifests, param
+
+
+class _Covered:
+    def covered(self) -> float:
+        return 60.0
+
+    def healthy(self) -> bool:
+        return True
+
+
+def _replica(tmp_path, settings: reconcile.Settings) -> WorkDaemon:
+    url = boto3.client("sqs", region_name="us-east-1").create_queue(
+        QueueName="work.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    d = WorkDaemon(Aws(region="us-east-1"), manifests(tmp_path, [param("a")]), settings, 60.0, Metrics())
+    d.only = ()
+    d.setup(url, 30, lambda base: Aws(region=base.region, rate_limits="off"))
+    d.load()
+    d.current = _Covered()   # the batch's heartbeat: writes are covered
+    return d
+
+
+def test_a_replica_follows_rollouts_for_the_rollout_timeout_it_was_given(aws_env, tmp_path, monkeypatch):
+    """--rollout-timeout bounds how long a reconcile follows a service's deployment; a replica's reconcile must
+    pass it on, as the polling daemon and the fleet daemon do."""
+    seen: list[float] = []
+    real = reconcile.execute
+
+    def execute(*args, **kwargs):
+        seen.append(kwargs.get("rollout_timeout", 900.0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reconcile, "execute", execute)
+    d = _replica(tmp_path, reconcile.Settings(isolate=True, rollout_timeout=42.0))
+    assert d.reconcile_objects(None, {"Parameter/a"}) is None
+    assert seen == [42.0]
+    assert "/w/a" in {p["Name"] for p in boto3.client("ssm", region_name="us-east-1").describe_parameters()["Parameters"]}
