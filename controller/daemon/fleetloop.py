@@ -75,6 +75,8 @@ class FleetDaemon(Daemon):
             if aws is not self.aws:
                 self.metrics.watch(aws)
         self._adopt(_bookkeeping(fleet, self.aws.region, self.owner))
+        if self.inbox is not None:   # an event concerns its own account's and Region's objects
+            self.inbox.index = fleet_.EventIndex(fleet)
 
     def reconcile(self, refs: set[str] | None = None) -> str:
         """Every target's pass; ``refs`` (a backoff's retry of some objects) runs the whole fleet's pass too."""

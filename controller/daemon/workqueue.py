@@ -263,7 +263,7 @@ class WorkDaemon(FleetDaemon):
         self.load()
         if self.inbox is not None:       # its deletes are the lease holder's, never held back by our guard
             self.inbox = Inbox(self.queue_aws, self.inbox.url, self.metrics, wait=0)
-            self.inbox.follow(self.desired)
+            self.inbox.index = fleet_.EventIndex(self.fleet) if self.fleet is not None else None
         if self.lease is not None:
             self.lease.start()
             self.lease.first_round.wait(self.lease.retry_period)
