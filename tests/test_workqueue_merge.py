@@ -46,3 +46,29 @@ def test_a_replica_follows_rollouts_for_the_rollout_timeout_it_was_given(aws_env
     assert d.reconcile_objects(None, {"Parameter/a"}) is None
     assert seen == [42.0]
     assert "/w/a" in {p["Name"] for p in boto3.client("ssm", region_name="us-east-1").describe_parameters()["Parameters"]}
+
+
+def test_a_replica_shows_a_service_s_failed_deployment_on_its_task_definition(aws_env, tmp_path, monkeypatch):
+    """A service whose PRIMARY deployment FAILED (ECS API reference, Deployment ``rolloutState``) blocks as the
+    service; the table shows it on the TaskDefinition whose rollout it is, as the polling daemon does."""
+    from controller.core.desired import Context
+    from controller.core.plan import Blocker, Plan
+    from controller.core.state import Actual, ActualRollout, ActualService
+    url = boto3.client("sqs", region_name="us-east-1").create_queue(
+        QueueName="work.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    td = {"apiVersion": "ecs-secrets/v1", "kind": "TaskDefinition", "metadata": {"name": "web"},
+          "spec": {"family": "web", "containerDefinitions": [{"name": "web", "image": "nginx:1.27", "memory": 128}]}}
+    d = WorkDaemon(Aws(region="us-east-1"), manifests(tmp_path, [td]), reconcile.Settings(isolate=True), 60.0,
+                   Metrics())
+    d.only = ()
+    d.setup(url, 30, lambda base: Aws(region=base.region, rate_limits="off"))
+    d.load()
+    d.current = _Covered()
+    failed = Blocker("Service/main/web", "ECS service main/web: its deployment ecs-svc/1 FAILED", terminal=False)
+    actual = Actual(Context("123456789012", "us-east-1"),
+                    rollouts={"TaskDefinition/web": ActualRollout([ActualService("main", "web", "ACTIVE")])})
+    monkeypatch.setattr(reconcile, "make", lambda aws, desired, settings: reconcile.Result(
+        Plan((), (failed,), ("TaskDefinition/web",), ()), actual, desired))
+    d.reconcile_objects(None, {"TaskDefinition/web"})
+    state = d.table.snapshot(d.backoff, 0.0)["TaskDefinition/web"]
+    assert state["state"] == "error" and "FAILED" in state["last_error"]

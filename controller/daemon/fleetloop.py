@@ -99,7 +99,8 @@ class FleetDaemon(Daemon):
             run.execute(result, self.connections, self.may_write, self._on_outcome,
                         rollout_timeout=self.settings.rollout_timeout)
             report = Report(result.outcomes)
-        p = Pass(run.blocked_for_daemon(self.fleet, result), report, gated, fingerprints)
+        owners = {ref: td for name, r in result.results.items() for ref, td in rollout_owners(r, name).items()}
+        p = Pass(run.blocked_for_daemon(self.fleet, result), report, gated, fingerprints, owners)
         return self.table.record(p, self.backoff, time.monotonic(), time.time())
 
     def _targets(self, result: run.FleetResult) -> None:
@@ -120,6 +121,12 @@ class FleetDaemon(Daemon):
         out = super().status()
         out["targets"] = dict(getattr(self, "target_state", {}))
         return out
+
+
+def rollout_owners(result: Any, target: str | None) -> dict[str, str]:
+    """A target's service refs (``Service/cluster/name@target``, as its plan names them) → the TaskDefinition
+    whose rollout they are, so that a service's error shows on the manifest object (``status.Pass.owners``)."""
+    return {fleet_.label(s.ref, target): td for td, r in result.actual.rollouts.items() for s in r.services}
 
 
 def _bookkeeping(fleet: fleet_.Fleet, region: str, owner: str) -> Desired:

@@ -41,6 +41,7 @@ from controller.core import fleet as fleet_
 from controller.core import workitems
 from controller.core.workitems import Item
 from controller.daemon.events import Inbox
+from controller.daemon import fleetloop
 from controller.daemon.fleetloop import FleetDaemon
 from controller.daemon.loop import Daemon, _ctx, _current
 from controller.daemon.metrics import PREFIX, Metrics
@@ -445,7 +446,8 @@ class WorkDaemon(FleetDaemon):
             result = reconcile.make(aws, self.fleet.groups[target], self.settings)
             result.plan = fleet_.relabel_plan(result.plan, target)
             drifted = {c.ref for c in result.plan.changes if c.action != "delete"}
-            self.table.record(Pass(result.plan, None, set(), {}), self.backoff, time.monotonic(), time.time(),
+            self.table.record(Pass(result.plan, None, set(), {}, fleetloop.rollout_owners(result, target)),
+                              self.backoff, time.monotonic(), time.time(),
                               {o.ref for o in self.fleet.groups[target].objects})
             if drifted:
                 self.queue.send(workitems.object_items(target, drifted, self.units.get(target, {}), cause), self.units)
@@ -480,7 +482,8 @@ class WorkDaemon(FleetDaemon):
             gated, fingerprints = self.gate(result)
             report = reconcile.execute(aws, result, self.may_write, self._on_outcome,
                                        rollout_timeout=self.settings.rollout_timeout)
-            outcome = self.table.record(Pass(result.plan, report, gated, fingerprints), self.backoff,
+            outcome = self.table.record(Pass(result.plan, report, gated, fingerprints,
+                                             fleetloop.rollout_owners(result, target)), self.backoff,
                                         time.monotonic(), time.time(), scope)
             self.metrics.reconcile_total.labels(outcome).inc()
             self._record("object", target, tuple(sorted(scope)), started)
