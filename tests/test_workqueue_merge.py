@@ -72,3 +72,32 @@ def test_a_replica_shows_a_service_s_failed_deployment_on_its_task_definition(aw
     d.reconcile_objects(None, {"TaskDefinition/web"})
     state = d.table.snapshot(d.backoff, 0.0)["TaskDefinition/web"]
     assert state["state"] == "error" and "FAILED" in state["last_error"]
+
+
+def test_a_resync_sends_a_service_s_roll_as_an_item_of_its_task_definition(aws_env, tmp_path, monkeypatch):
+    """A service to roll (its running revision reads a secret that changed after its deployment started: ECS
+    tasks read secrets at start, "Pass sensitive data to an Amazon ECS container", so only a new deployment
+    picks the change up) is a change of the service, not of a manifest object. The resync must send it as an
+    item of the TaskDefinition whose rollout it is: an item naming the service reconciles nothing (no manifest
+    object has that ref) and the roll is lost."""
+    from controller.core import ops
+    from controller.core.desired import Context
+    from controller.core.plan import Change, FieldChange, Plan
+    from controller.core.state import Actual
+    url = boto3.client("sqs", region_name="us-east-1").create_queue(
+        QueueName="work.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    td = {"apiVersion": "ecs-secrets/v1", "kind": "TaskDefinition", "metadata": {"name": "web"},
+          "spec": {"family": "web", "containerDefinitions": [{"name": "web", "image": "nginx:1.27", "memory": 128}]}}
+    d = WorkDaemon(Aws(region="us-east-1"), manifests(tmp_path, [td]), reconcile.Settings(isolate=True), 60.0,
+                   Metrics())
+    d.only = ()
+    d.setup(url, 30, lambda base: Aws(region=base.region, rate_limits="off"))
+    d.load()
+    roll = Change("Service", "main/web", "update", (FieldChange("deployment", "ecs-svc/1", "(new deployment)"),),
+                  ops.RollService("main", "web", "TaskDefinition/web", None, "ecs-svc/1", 1))
+    monkeypatch.setattr(reconcile, "make", lambda aws, desired, settings: reconcile.Result(
+        Plan((roll,), (), ("TaskDefinition/web",), ()), Actual(Context("123456789012", "us-east-1")), desired))
+    sent: list = []
+    monkeypatch.setattr(d.queue, "send", lambda items, units: sent.extend(items) or len(items))
+    assert d.resync_target(None, "m-1")
+    assert [it.refs for it in sent] == [("TaskDefinition/web",)]

@@ -45,7 +45,7 @@ from controller.daemon import fleetloop
 from controller.daemon.fleetloop import FleetDaemon
 from controller.daemon.loop import Daemon, _ctx, _current
 from controller.daemon.metrics import PREFIX, Metrics
-from controller.daemon.status import Pass
+from controller.daemon.status import Pass, owner_of
 from controller.vocab.sensitive import scrub
 
 log = logging.getLogger("ecs_secrets.workqueue")
@@ -445,7 +445,8 @@ class WorkDaemon(FleetDaemon):
                     return False
             result = reconcile.make(aws, self.fleet.groups[target], self.settings)
             result.plan = fleet_.relabel_plan(result.plan, target)
-            drifted = {c.ref for c in result.plan.changes if c.action != "delete"}
+            # a service's roll is its TaskDefinition's work: an item naming the service would reconcile nothing
+            drifted = {owner_of(c) for c in result.plan.changes if c.action != "delete"}
             self.table.record(Pass(result.plan, None, set(), {}, fleetloop.rollout_owners(result, target)),
                               self.backoff, time.monotonic(), time.time(),
                               {o.ref for o in self.fleet.groups[target].objects})
