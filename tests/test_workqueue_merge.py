@@ -101,3 +101,28 @@ def test_a_resync_sends_a_service_s_roll_as_an_item_of_its_task_definition(aws_e
     monkeypatch.setattr(d.queue, "send", lambda items, units: sent.extend(items) or len(items))
     assert d.resync_target(None, "m-1")
     assert [it.refs for it in sent] == [("TaskDefinition/web",)]
+
+
+def test_an_item_of_a_target_this_replica_does_not_serve_goes_back_to_the_queue(aws_env, tmp_path, monkeypatch):
+    """Replicas on one queue may read different manifests for a while (a rolling deploy that adds a Target) or
+    be limited with --target: an item of a target this replica does not know is another replica's work. It is
+    given back to the queue (ChangeMessageVisibility, SQS Developer Guide "Amazon SQS visibility timeout"),
+    never deleted: a delete would lose it until that target's next resync."""
+    from controller.core.workitems import OBJECT, Item
+    from controller.daemon.workqueue import Received
+    url = boto3.client("sqs", region_name="us-east-1").create_queue(
+        QueueName="work.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    d = WorkDaemon(Aws(region="us-east-1"), manifests(tmp_path, [param("a")]), reconcile.Settings(isolate=True),
+                   60.0, Metrics())
+    d.only = ()
+    d.setup(url, 30, lambda base: Aws(region=base.region, rate_limits="off"))
+    d.load()
+    deleted: list = []
+    released: list = []
+    monkeypatch.setattr(d.queue, "delete", lambda handles: deleted.extend(handles))
+    monkeypatch.setattr(d.queue, "release", lambda handles, after: released.append((tuple(handles), after)))
+    monkeypatch.setattr(d.queue, "extend", lambda handles, seconds: [])
+    import time
+    d.process([Received("h-new", "m-1", Item(OBJECT, "b-new", ("Parameter/x@b-new",)))], time.monotonic())
+    assert deleted == [] and [h for h, _ in released] == [("h-new",)]
+    assert all(after > 0 for _, after in released)   # not straight back to this replica

@@ -394,12 +394,15 @@ class WorkDaemon(FleetDaemon):
         try:
             by_target: dict[str | None, list[Received]] = defaultdict(list)
             for m in messages:
-                if m.item is None or (self.fleet is not None and m.item.target not in self.fleet.groups):
-                    if m.item is not None:
-                        log.warning("work item for target %s, which these manifests do not serve; dropped",
-                                    m.item.target, extra=_ctx("work"))
-                    self.work.items.labels(m.item.kind if m.item else "unknown", "dropped").inc()
+                if m.item is None:
+                    self.work.items.labels("unknown", "dropped").inc()
                     done.append(m)
+                    continue
+                if self.fleet is not None and m.item.target not in self.fleet.groups:
+                    # another replica's (newer manifests, another --target): back to the queue, never deleted
+                    log.warning("work item for target %s, which this replica does not serve; back to the queue in "
+                                "%gs", m.item.target, self.interval, extra=_ctx("work"))
+                    later.append((m, self.interval))
                     continue
                 by_target[m.item.target].append(m)
             for target, ms in by_target.items():
