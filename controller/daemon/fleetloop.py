@@ -126,7 +126,8 @@ class FleetDaemon(Daemon):
 def rollout_owners(result: Any, target: str | None) -> dict[str, str]:
     """A target's service refs (``Service/cluster/name@target``, as its plan names them) → the TaskDefinition
     whose rollout they are, so that a service's error shows on the manifest object (``status.Pass.owners``)."""
-    return {fleet_.label(s.ref, target): td for td, r in result.actual.rollouts.items() for s in r.services}
+    rollouts = result.actual.rollouts if result.actual is not None else {}
+    return {fleet_.label(s.ref, target): td for td, r in rollouts.items() for s in r.services}
 
 
 def _bookkeeping(fleet: fleet_.Fleet, region: str, owner: str) -> Desired:
