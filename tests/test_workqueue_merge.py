@@ -126,3 +126,34 @@ def test_an_item_of_a_target_this_replica_does_not_serve_goes_back_to_the_queue(
     d.process([Received("h-new", "m-1", Item(OBJECT, "b-new", ("Parameter/x@b-new",)))], time.monotonic())
     assert deleted == [] and [h for h, _ in released] == [("h-new",)]
     assert all(after > 0 for _, after in released)   # not straight back to this replica
+
+
+def test_a_failed_roll_keeps_its_item_for_the_service_s_backoff(aws_env, tmp_path, monkeypatch):
+    """A roll that failed (UpdateService refused, say ThrottlingException; ECS API reference, UpdateService
+    Errors) backs off under the service's ref; the item of its TaskDefinition comes back after that backoff,
+    not deleted (which would leave the service on its old secret until the next resync)."""
+    from controller.aws.apply import Outcome, Report
+    from controller.core import ops
+    from controller.core.desired import Context
+    from controller.core.plan import Change, FieldChange, Plan
+    from controller.core.state import Actual, ActualRollout, ActualService
+    url = boto3.client("sqs", region_name="us-east-1").create_queue(
+        QueueName="work.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    td = {"apiVersion": "ecs-secrets/v1", "kind": "TaskDefinition", "metadata": {"name": "web"},
+          "spec": {"family": "web", "containerDefinitions": [{"name": "web", "image": "nginx:1.27", "memory": 128}]}}
+    d = WorkDaemon(Aws(region="us-east-1"), manifests(tmp_path, [td]), reconcile.Settings(isolate=True), 60.0,
+                   Metrics())
+    d.only = ()
+    d.setup(url, 30, lambda base: Aws(region=base.region, rate_limits="off"))
+    d.load()
+    d.current = _Covered()
+    roll = Change("Service", "main/web", "update", (FieldChange("deployment", "ecs-svc/1", "(new deployment)"),),
+                  ops.RollService("main", "web", "TaskDefinition/web", None, "ecs-svc/1", 1))
+    actual = Actual(Context("123456789012", "us-east-1"),
+                    rollouts={"TaskDefinition/web": ActualRollout([ActualService("main", "web", "ACTIVE")])})
+    monkeypatch.setattr(reconcile, "make", lambda aws, desired, settings: reconcile.Result(
+        Plan((roll,), (), ("TaskDefinition/web",), ()), actual, desired))
+    monkeypatch.setattr(reconcile, "execute", lambda aws, result, *a, **k: Report(
+        [Outcome(roll, "failed", "ThrottlingException: Rate exceeded", "ThrottlingException")]))
+    retry = d.reconcile_objects(None, {"TaskDefinition/web"})
+    assert retry is not None and retry >= 1.0

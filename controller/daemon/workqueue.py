@@ -474,6 +474,7 @@ class WorkDaemon(FleetDaemon):
         _current["id"] = uuid.uuid4().hex[:12]
         desired = self.fleet.groups[target].subset(refs)
         scope = {o.ref for o in desired.objects}
+        owners: dict[str, str] = {}
         try:
             aws = self.connections[target]
             if target is not None:
@@ -486,8 +487,8 @@ class WorkDaemon(FleetDaemon):
             gated, fingerprints = self.gate(result)
             report = reconcile.execute(aws, result, self.may_write, self._on_outcome,
                                        rollout_timeout=self.settings.rollout_timeout)
-            outcome = self.table.record(Pass(result.plan, report, gated, fingerprints,
-                                             fleetloop.rollout_owners(result, target)), self.backoff,
+            owners = fleetloop.rollout_owners(result, target)
+            outcome = self.table.record(Pass(result.plan, report, gated, fingerprints, owners), self.backoff,
                                         time.monotonic(), time.time(), scope)
             self.metrics.reconcile_total.labels(outcome).inc()
             self._record("object", target, tuple(sorted(scope)), started)
@@ -502,7 +503,9 @@ class WorkDaemon(FleetDaemon):
             _current["id"] = "-"
             self.applied = 0
         now = time.monotonic()
-        due = [e.retry_at for ref, e in self.backoff.entries.items() if ref in scope and e.retry_at is not None]
+        # a failed roll backs off under its service's ref: the item of its TaskDefinition waits for it too
+        due = [e.retry_at for ref, e in self.backoff.entries.items()
+               if (ref in scope or owners.get(ref) in scope) and e.retry_at is not None]
         return max(1.0, min(due) - now) if due else None
 
     def _record(self, kind: str, target: str | None, refs: tuple[str, ...], started: float) -> None:
