@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
-from controller.core import values
+from controller.core import events, values
 from controller.core.desired import (DEFAULT_OWNER, Desired, DesiredParameter, DesiredRole, DesiredTaskDefinition,
                                     build, policy_problems)
 from controller.core.plan import Blocker, Change, Plan
@@ -143,6 +143,23 @@ def with_targets(document: dict[str, Any]) -> dict[str, Any]:
                 continue
             entry["name"], entry["target"] = unlabel(entry["name"])
     return document
+
+
+class EventIndex:
+    """``events.Index`` for a fleet: an event concerns the objects of the group of its own account and Region —
+    each target's index is built in the target's Region (its task definitions' families, its references without
+    a Region) and answers only the target's account; the controller's own group answers ``own_account`` (any,
+    when None). Duck-types ``events.Index`` for the events inbox."""
+
+    def __init__(self, fleet: Fleet, own_account: str | None = None) -> None:
+        self.groups = [(events.Index(d), own_account if name is None else fleet.targets[name].account)
+                       for name, d in fleet.groups.items()]
+
+    def refs(self, touch: events.Touch, account: str | None = None) -> set[str]:
+        out: set[str] = set()
+        for index, group_account in self.groups:
+            out |= index.refs(touch, group_account)
+        return out
 
 
 def empty(region: str, owner: str) -> Desired:

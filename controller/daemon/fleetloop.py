@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from controller import fleet as run
 from controller.aws.apply import Report
+from controller.aws.known import KnownValues
 from controller.core import fleet as fleet_
 from controller.core.desired import Desired
 from controller.daemon.loop import Daemon, _ctx
@@ -62,10 +63,20 @@ class FleetDaemon(Daemon):
 
     def _use(self, fleet: fleet_.Fleet) -> None:
         self.fleet, self.connections = fleet, run.connect(self.aws, fleet)
+        # the version memory, one per Target (never one account's for another's: the same name and version
+        # in two accounts are two parameters), kept across reloads while the Target stays the same
+        known: dict[Any, KnownValues] = getattr(self, "_known", {})
+        self._known = {t: known.get(t) or KnownValues() for t in fleet.targets.values()} \
+            if self.aws.known is not None else {}
+        for name, aws in self.connections.by_target.items():
+            if name is not None and self._known:
+                aws.known = self._known[fleet.targets[name]]
         for aws in self.connections.all():
             if aws is not self.aws:
                 self.metrics.watch(aws)
         self._adopt(_bookkeeping(fleet, self.aws.region, self.owner))
+        if self.inbox is not None:   # an event concerns its own account's and Region's objects
+            self.inbox.index = fleet_.EventIndex(fleet)
 
     def reconcile(self, refs: set[str] | None = None) -> str:
         """Every target's pass; ``refs`` (a backoff's retry of some objects) runs the whole fleet's pass too."""

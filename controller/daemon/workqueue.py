@@ -263,7 +263,7 @@ class WorkDaemon(FleetDaemon):
         self.load()
         if self.inbox is not None:       # its deletes are the lease holder's, never held back by our guard
             self.inbox = Inbox(self.queue_aws, self.inbox.url, self.metrics, wait=0)
-            self.inbox.follow(self.desired)
+            self.inbox.index = fleet_.EventIndex(self.fleet) if self.fleet is not None else None
         if self.lease is not None:
             self.lease.start()
             self.lease.first_round.wait(self.lease.retry_period)
@@ -393,12 +393,15 @@ class WorkDaemon(FleetDaemon):
         try:
             by_target: dict[str | None, list[Received]] = defaultdict(list)
             for m in messages:
-                if m.item is None or (self.fleet is not None and m.item.target not in self.fleet.groups):
-                    if m.item is not None:
-                        log.warning("work item for target %s, which these manifests do not serve; dropped",
-                                    m.item.target, extra=_ctx("work"))
-                    self.work.items.labels(m.item.kind if m.item else "unknown", "dropped").inc()
+                if m.item is None:
+                    self.work.items.labels("unknown", "dropped").inc()
                     done.append(m)
+                    continue
+                if self.fleet is not None and m.item.target not in self.fleet.groups:
+                    # another replica's (newer manifests, another --target): back to the queue, never deleted
+                    log.warning("work item for target %s, which this replica does not serve; back to the queue in "
+                                "%gs", m.item.target, self.interval, extra=_ctx("work"))
+                    later.append((m, self.interval))
                     continue
                 by_target[m.item.target].append(m)
             for target, ms in by_target.items():
@@ -470,6 +473,7 @@ class WorkDaemon(FleetDaemon):
         _current["id"] = uuid.uuid4().hex[:12]
         desired = self.fleet.groups[target].subset(refs)
         scope = {o.ref for o in desired.objects}
+        owners: dict[str, str] = {}
         try:
             aws = self.connections[target]
             if aws.known is not None:   # an item names objects, not what changed: an event's may have
@@ -502,7 +506,9 @@ class WorkDaemon(FleetDaemon):
             _current["id"] = "-"
             self.applied = 0
         now = time.monotonic()
-        due = [e.retry_at for ref, e in self.backoff.entries.items() if ref in scope and e.retry_at is not None]
+        # a failed roll backs off under its service's ref: the item of its TaskDefinition waits for it too
+        due = [e.retry_at for ref, e in self.backoff.entries.items()
+               if (ref in scope or owners.get(ref) in scope) and e.retry_at is not None]
         return max(1.0, min(due) - now) if due else None
 
     def _record(self, kind: str, target: str | None, refs: tuple[str, ...], started: float) -> None:

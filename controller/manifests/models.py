@@ -164,11 +164,12 @@ class TargetSpec(Strict):
     account: str = Field(pattern=r"^\d{12}$", description="the 12-digit AWS account id")
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="the Region of the account to reconcile")
     roleArn: str = Field(description="the IAM role the controller assumes there (in this account)")
-    # STS AssumeRole API reference, ExternalId: 2-1224 characters of [\w+=,.@:/-]
-    externalId: str | None = Field(None, min_length=2, max_length=1224, pattern=r"^[\w+=,.@:/-]+$",
+    # STS AssumeRole API reference, ExternalId: 2-1224 characters of [\w+=,.@:/-]; its \w is ASCII
+    # (letters, digits, _), while pydantic's regex engine reads \w as Unicode: spelt out here
+    externalId: str | None = Field(None, min_length=2, max_length=1224, pattern=r"^[A-Za-z0-9_+=,.@:/-]+$",
                                    description="the external id the role's trust policy requires")
     # RoleSessionName: 2-64 characters of [\w+=,.@-]
-    sessionName: str | None = Field(None, min_length=2, max_length=64, pattern=r"^[\w+=,.@-]+$",
+    sessionName: str | None = Field(None, min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_+=,.@-]+$",
                                     description="the role session name (default: from --owner), as CloudTrail shows it")
 
 
