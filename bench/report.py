@@ -170,7 +170,7 @@ def daemon_table(rows: list[Row]) -> str:
 
 def calls_by_action(rows: list[Row], n: int, phase: str) -> str:
     med = medians(rows)
-    lines = [f"| action | ecs-secrets | Terraform |", "|---|---:|---:|"]
+    lines = ["| action | ecs-secrets | Terraform |", "|---|---:|---:|"]
     o = med.get(("ecs-secrets", n, phase), {}).get("calls", {})
     t = med.get(("terraform", n, phase), {}).get("calls", {})
     for action in sorted(set(o) | set(t)):
