@@ -86,28 +86,27 @@ class CountingMiddleware:
             self.seconds.clear()
 
 
-class CountingServer:
-    """moto on ``http://127.0.0.1:PORT`` (a free port unless ``port`` is given), counting calls."""
+class Served:
+    """A server on 127.0.0.1 run on a thread of its own: ``start`` (``_make`` builds it), ``stop``, ``with``."""
 
-    def __init__(self, port: int = 0) -> None:
-        self._port = port
-        self.middleware = CountingMiddleware(DomainDispatcherApplication(create_backend_app))
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+    _server: Any = None
+    _thread: threading.Thread | None = None
+    _poll = 0.05
+
+    def _make(self) -> Any:
+        raise NotImplementedError
 
     @property
     def url(self) -> str:
         if self._server is None:
-            raise RuntimeError("CountingServer is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def start(self) -> CountingServer:
+    def start(self) -> Any:
         if self._server is None:
-            self._server = make_server(
-                "127.0.0.1", self._port, self.middleware, threaded=True, request_handler=_QuietHandler)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, args=(0.02,), name="countingserver", daemon=True)
+            self._server = self._make()
+            self._thread = threading.Thread(target=self._server.serve_forever, args=(self._poll,),
+                                            name=type(self).__name__.lower(), daemon=True)
             self._thread.start()
         return self
 
@@ -119,11 +118,24 @@ class CountingServer:
                 self._thread.join()
             self._server = self._thread = None
 
-    def __enter__(self) -> CountingServer:
+    def __enter__(self) -> Any:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class CountingServer(Served):
+    """moto on ``http://127.0.0.1:PORT`` (a free port unless ``port`` is given), counting calls."""
+
+    _poll = 0.02
+
+    def __init__(self, port: int = 0) -> None:
+        self._port = port
+        self.middleware = CountingMiddleware(DomainDispatcherApplication(create_backend_app))
+
+    def _make(self) -> BaseWSGIServer:
+        return make_server("127.0.0.1", self._port, self.middleware, threaded=True, request_handler=_QuietHandler)
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Calls served since the last ``reset_counts()``, by (service, operation)."""

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from bench import countingserver  # noqa: F401 - puts <repo>/tests on sys.path for awsops
+from bench import countingserver  # also puts <repo>/tests on sys.path for awsops
 from bench.quotas import QUOTAS, Quota, quota_for
 
 from awsops import identify  # noqa: E402
@@ -116,7 +116,7 @@ def throttle_reply(service: str, protocol: str) -> tuple[int, dict[str, str], by
     return 400, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": request_id}, body.encode()
 
 
-class QuotaProxy:
+class QuotaProxy(countingserver.Served):
     """The proxy on ``http://127.0.0.1:PORT`` in front of ``upstream`` (also on 127.0.0.1)."""
 
     def __init__(self, upstream: str, quotas: tuple[Quota, ...] = QUOTAS, port: int = 0,
@@ -134,38 +134,11 @@ class QuotaProxy:
         self.upstream_errors = 0   # requests whose upstream connection failed (none expected)
         self._started = time.monotonic()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("QuotaProxy is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> QuotaProxy:
-        if self._server is None:
-            handler = type("Handler", (_Handler,), {"proxy": self})
-            self._server = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
-            self._server.daemon_threads = True
-            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                            name="quotaproxy", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join()
-            self._server = self._thread = None
-
-    def __enter__(self) -> QuotaProxy:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def _make(self) -> ThreadingHTTPServer:
+        server = ThreadingHTTPServer(("127.0.0.1", self._port), type("Handler", (_Handler,), {"proxy": self}))
+        server.daemon_threads = True
+        return server
 
     def decide(self, method: str, path: str, headers: object, body: bytes, query: str) -> tuple | None:
         """None: forward it; else the throttling reply (status, headers, body)."""
