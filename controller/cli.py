@@ -810,50 +810,8 @@ def _identity(args: argparse.Namespace, region: str) -> tuple[str, str]:
 
 
 def cmd_events_setup(args: argparse.Namespace) -> int:
-    import re
-    from controller.core import eventrules
-    if args.sandbox:
-        raise ControllerError("events-setup creates EventBridge rules that only a real account delivers to; "
-                              "drop --sandbox (print them with --account ID and no --apply)")
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", args.queue_name):
-        raise ControllerError(f"--queue-name {args.queue_name!r}: an SQS queue name is 1 to 80 letters, digits, "
-                              "- and _ (a FIFO queue, ending .fifo, cannot be an EventBridge rule's target here)")
-    region = _region(args)
-    partition, account = _identity(args, region)
-    setup = eventrules.Setup(account=account, region=region, partition=partition, owner=args.owner,
-                             queue=args.queue_name)
-    plan = eventrules.plan(setup)
-    if not args.apply:
-        if args.output == "json":
-            print(json.dumps(eventrules.document(plan), indent=2))
-        else:
-            print(_setup_text(plan, "would create (run again with --apply)"))
-        return EXIT_OK
-    from controller.aws import eventrules as apply_rules
-    aws = _aws(args)
-    notes = apply_rules.trail_notes(aws, sorted({region} | {c.region for c in plan.calls}))
-    done: list[Any] = []
-    url = apply_rules.apply(aws, plan, args.owner, done.append)
-    if args.output == "json":
-        doc = eventrules.document(plan, url)
-        doc["results"] = [{"operation": d.call.operation, "region": d.call.region, "result": d.result} for d in done]
-        doc["notes"] += notes
-        print(json.dumps(doc, indent=2))
-    else:
-        for d in done:
-            print(f"{d.result:8} {d.call.says}")
-        for note in list(plan.notes) + notes:
-            print(f"note: {note}", file=sys.stderr)
-        print(f"\nReady: ecs-secrets run -f PATH --events {url}")
-    return EXIT_OK
-
-
-def _setup_text(plan: Any, heading: str) -> str:
-    lines = [f"events-setup {heading}:"]
-    lines += [f"  + {c.says}" for c in plan.calls]
-    lines += [f"note: {n}" for n in plan.notes]
-    lines.append("Every call with its parameters (rule patterns, queue policy, role): --output json")
-    return "\n".join(lines)
+    from controller import cli_events
+    return cli_events.events_setup(args, _region(args), _identity, _aws)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
